@@ -1,0 +1,169 @@
+"""One FlashHead chunk, stage by stage, for a batch of sessions: audio -> latents -> frames -> next motion.
+
+The stages are separate methods so the engine can hand frames out before the motion re-encode, and
+the benchmark can time each stage. Every stage takes a batch: sessions rendered together share each
+GPU call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from avatar.config import SAMPLES_PER_FRAME
+from avatar.engines.flashhead.audio_features import (
+    AudioBuffer,
+    AudioFeatures,
+    frame_windows,
+)
+from avatar.engines.flashhead.colour import match_colours, reference_stats
+from avatar.engines.flashhead.sampler import sample
+from avatar.engines.flashhead.transformer import WanModelAudioProject
+from avatar.engines.flashhead.vae import LtxCodec, WanCodec
+
+CHUNK_FRAMES = 33
+MOTION_LATENTS = 2
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """How a 33-frame chunk splits into motion context and new frames for a VAE's temporal stride."""
+
+    frames: int
+    motion_frames: int
+
+    @classmethod
+    def for_stride(cls, temporal_stride: int, frames: int = CHUNK_FRAMES) -> ChunkLayout:
+        return cls(frames=frames, motion_frames=(MOTION_LATENTS - 1) * temporal_stride + 1)
+
+    @property
+    def new_frames(self) -> int:
+        return self.frames - self.motion_frames
+
+    @property
+    def new_samples(self) -> int:
+        return self.new_frames * SAMPLES_PER_FRAME
+
+
+@dataclass
+class SessionState:
+    """What one face carries from chunk to chunk."""
+
+    reference_latents: torch.Tensor
+    colour_stats: tuple[torch.Tensor, torch.Tensor]
+    motion: torch.Tensor
+    generator: torch.Generator
+    audio: AudioBuffer = field(default_factory=AudioBuffer)
+
+
+class FlashHeadPipeline:
+    """The loaded models on one device and the stages of a chunk."""
+
+    def __init__(
+        self,
+        transformer: WanModelAudioProject,
+        codec: LtxCodec | WanCodec,
+        audio: AudioFeatures,
+        device: torch.device,
+        dtype: torch.dtype,
+        size: int = 512,
+    ) -> None:
+        self.transformer = transformer.eval().requires_grad_(False)
+        self.denoiser = self.transformer
+        self.codec = codec
+        self.audio = audio
+        self.device = device
+        self.dtype = dtype
+        self.size = size
+        self.layout = ChunkLayout.for_stride(transformer.config.vae_stride[0])
+
+    def optimise(self, compile_models: bool) -> None:
+        """Fuse q/k/v; optionally compile the transformer and the VAE decoder (CUDA only pays off)."""
+        self.transformer.fuse_qkv()
+        if compile_models:
+            self.denoiser = torch.compile(self.transformer, dynamic=False)
+            self.codec.decoder = torch.compile(self.codec.decoder, dynamic=False)
+
+    def reference_pixels(self, crop: np.ndarray) -> torch.Tensor:
+        """An RGB uint8 crop -> (1, 3, 1, size, size) in [-1, 1] on the device."""
+        image = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1)[None].float()
+        if image.shape[-1] != self.size or image.shape[-2] != self.size:
+            image = F.interpolate(image, size=(self.size, self.size), mode="bilinear", antialias=True)
+        return (image / 127.5 - 1).clamp(-1, 1)[:, :, None]
+
+    @torch.no_grad()
+    def start(self, crop: np.ndarray, seed: int) -> SessionState:
+        """Encode the face once (repeated to a whole chunk, as the model was trained) and seed the motion."""
+        generator = torch.Generator(self.device).manual_seed(seed)
+        pixels = self.reference_pixels(crop)
+        video = pixels.expand(-1, -1, self.layout.frames, -1, -1).to(self.dtype)
+        latents = self.codec.encode(video, generator).to(self.dtype)
+        return SessionState(
+            reference_latents=latents,
+            colour_stats=reference_stats(pixels),
+            motion=latents[:, :, :1].clone(),
+            generator=generator,
+        )
+
+    @torch.no_grad()
+    def audio_context(self, states: list[SessionState]) -> torch.Tensor:
+        """Features over each session's whole 8 s buffer; the windows of its last 33 frames."""
+        waveforms = np.stack([state.audio.samples for state in states])
+        total = states[0].audio.frames
+        features = self.audio.encode(waveforms, frames=total)
+        return frame_windows(features, total - self.layout.frames, total).to(self.dtype)
+
+    @torch.no_grad()
+    def denoise(self, states: list[SessionState], context: torch.Tensor) -> torch.Tensor:
+        """4 sampler steps for sessions that share a motion length; returns (B, C, F, h, w) latents."""
+        reference = torch.cat([state.reference_latents for state in states])
+        motion = torch.cat([state.motion for state in states])
+
+        def draw() -> torch.Tensor:
+            shape = reference.shape[1:]
+            return torch.cat([self._noise(shape, state.generator) for state in states])
+
+        return sample(self.denoiser, draw(), motion, reference, context, draw)
+
+    def _noise(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype)[None]
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, states: list[SessionState]) -> torch.Tensor:
+        """Latents -> colour-matched video (B, 3, 33, H, W) in [-1, 1]."""
+        video = self.codec.decode(latents)
+        mean = torch.cat([state.colour_stats[0] for state in states])
+        std = torch.cat([state.colour_stats[1] for state in states])
+        return match_colours(video, (mean, std))
+
+    def new_frames(self, video: torch.Tensor) -> np.ndarray:
+        """The frames after the motion context as uint8 (B, n, H, W, 3) on the host."""
+        frames = video[:, :, self.layout.motion_frames :].float().add(1).mul(127.5).round().clamp(0, 255)
+        return frames.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+    @torch.no_grad()
+    def carry_motion(self, video: torch.Tensor, states: list[SessionState]) -> None:
+        """Re-encode each session's last motion-context frames: the next chunk starts from them."""
+        tail = video[:, :, -self.layout.motion_frames :].to(self.dtype)
+        motion = self.codec.encode(tail, [state.generator for state in states])
+        for state, latents in zip(states, motion.to(self.dtype).split(1)):
+            state.motion = latents
+
+    def render(self, states: list[SessionState], chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """One chunk for each session (its `new_samples` of 16 kHz audio); the new frames of each."""
+        for state, chunk in zip(states, chunks):
+            state.audio.append(chunk)
+        frames: list[np.ndarray | None] = [None] * len(states)
+        groups: dict[int, list[int]] = {}
+        for index, state in enumerate(states):
+            groups.setdefault(state.motion.shape[2], []).append(index)
+        for indices in groups.values():
+            group = [states[i] for i in indices]
+            video = self.decode(self.denoise(group, self.audio_context(group)), group)
+            for i, out in zip(indices, self.new_frames(video)):
+                frames[i] = out
+            self.carry_motion(video, group)
+        return frames

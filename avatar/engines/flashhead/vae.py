@@ -1,0 +1,85 @@
+"""Pixels <-> normalised latents for both FlashHead variants, through diffusers' own VAE classes.
+
+Lite uses the LTX-Video VAE (folder `VAE_LTX/`, diffusers layout) with per-channel latent statistics;
+Pro uses the Wan 2.1 VAE (single file `VAE_Wan/Wan2.1_VAE.pth`, original layout, converted on load).
+Videos are (B, 3, T, H, W) in [-1, 1]; latents are (B, C, f, h, w), normalised as the DiT expects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan
+from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+from safetensors.torch import load_file
+
+
+class LtxCodec:
+    """LTX-Video VAE: 8x temporal, 32x spatial, 128 channels; latents normalised by mean/std of means."""
+
+    def __init__(self, vae: AutoencoderKLLTXVideo) -> None:
+        self.vae = vae.eval().requires_grad_(False)
+        self.decoder = self.vae.decode
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> LtxCodec:
+        """Load `VAE_LTX/` (config.json + diffusion_pytorch_model.safetensors); every weight must be present."""
+        vae = AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+        return cls(vae.to(device=device, dtype=dtype))
+
+    def _stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1, 1, 1, 1)
+        return self.vae.latents_mean.view(shape).to(latents), self.vae.latents_std.view(shape).to(latents)
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+        """Sample the posterior (as the published wrapper does) and normalise per channel."""
+        latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.sample(generator)
+        mean, std = self._stats(latents)
+        return (latents - mean) / std
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        mean, std = self._stats(latents)
+        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+
+
+class WanCodec:
+    """Wan 2.1 VAE: 4x temporal, 8x spatial, 16 channels; latents normalised by the VAE's stored statistics."""
+
+    def __init__(self, vae: AutoencoderKLWan) -> None:
+        self.vae = vae.eval().requires_grad_(False)
+        self.decoder = self.vae.decode
+
+    @classmethod
+    def from_file(cls, path: Path, device: torch.device, dtype: torch.dtype) -> WanCodec:
+        """Load the original-layout checkpoint (.pth or .safetensors), sizes read from its tensors, strictly."""
+        if path.suffix == ".safetensors":
+            original = load_file(path)
+        else:
+            original = torch.load(path, map_location="cpu", weights_only=True)
+        state = convert_wan_vae_to_diffusers(original)
+        base_dim = state["encoder.conv_in.weight"].shape[0]
+        z_dim = state["post_quant_conv.weight"].shape[0]
+        vae = AutoencoderKLWan(base_dim=base_dim, z_dim=z_dim)
+        vae.load_state_dict(state, strict=True)
+        return cls(vae.to(device=device, dtype=dtype))
+
+    def _stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1, 1, 1, 1)
+        mean = torch.tensor(self.vae.config.latents_mean).view(shape).to(latents)
+        std = torch.tensor(self.vae.config.latents_std).view(shape).to(latents)
+        return mean, std
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+        """The posterior mean (as the published Wan wrapper uses), normalised per channel."""
+        latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
+        mean, std = self._stats(latents)
+        return (latents - mean) / std
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        mean, std = self._stats(latents)
+        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)

@@ -1,0 +1,148 @@
+"""Streaming with FlashHead: frame counts, motion hand-over, audio windows, and clear refusals."""
+
+from __future__ import annotations
+
+import math
+
+import huggingface_hub.constants
+import numpy as np
+import pytest
+import torch
+from tiny_checkpoint import write_lite, write_wav2vec2
+
+from avatar.config import Settings
+from avatar.engines.base import EngineUnavailable
+from avatar.engines.flashhead.audio_features import frame_windows
+from avatar.engines.flashhead.engine import FlashHeadEngine
+from avatar.faces import DetectedFace, Face
+from avatar.speech.utterance import Utterance
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> FlashHeadEngine:
+    root = tmp_path_factory.mktemp("weights")
+    write_lite(root / "flashhead")
+    write_wav2vec2(root / "wav2vec2")
+    settings = Settings(
+        flashhead_weights=str(root / "flashhead"),
+        flashhead_variant="lite",
+        wav2vec2_weights=str(root / "wav2vec2"),
+        device="cpu",
+        crop_size=SIZE,
+    )
+    return FlashHeadEngine.from_settings(settings, allow_cpu=True, compile_models=False)
+
+
+def a_face() -> Face:
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
+    return Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+
+
+def speech(samples: int, seed: int = 0) -> Utterance:
+    audio = np.random.default_rng(seed).uniform(-0.5, 0.5, samples).astype(np.float32)
+    return Utterance(text="hello", audio=audio, sample_rate=16_000)
+
+
+class Spy:
+    """Wraps the denoiser to record what each sampler step was given."""
+
+    def __init__(self, model):
+        self.model = model
+        self.calls = []
+
+    def __call__(self, x, timestep, context, y):
+        self.calls.append((x.clone(), timestep.clone(), context.clone()))
+        return self.model(x, timestep, context, y)
+
+
+def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_8s_buffer(engine):
+    session = engine.start(a_face())
+    pipeline = engine.pipeline
+    spy = Spy(pipeline.denoiser)
+    pipeline.denoiser = spy
+    try:
+        layout = pipeline.layout
+        assert (layout.motion_frames, layout.new_frames) == (9, 24)
+        utterance = speech(3 * layout.new_samples)
+        first_motion = session.state.motion.clone()
+        assert torch.equal(first_motion, session.state.reference_latents[:, :, :1])
+        motions, chunks = [], []
+        for frames in session.push(utterance):
+            chunks.append(frames)
+            buffer = session.state.audio.samples.copy()
+            expected = frame_windows(pipeline.audio.encode(buffer[None], frames=200), 167, 200)
+            motions.append((session.state.motion.clone(), expected))
+        motions.append((session.state.motion.clone(), None))
+    finally:
+        pipeline.denoiser = spy.model
+
+    assert [c.shape for c in chunks] == [(24, SIZE, SIZE, 3)] * 3
+    assert all(c.dtype == np.uint8 for c in chunks)
+    assert all(c.min() >= 0 and c.max() <= 255 and c.std() > 0 for c in chunks)
+    assert len(spy.calls) == 12
+    assert [round(float(t[0])) for _, t, _ in spy.calls[:4]] == [1000, 938, 833, 625]
+    # The buffer ends with exactly the audio pushed so far (silence before it for the first chunks).
+    assert np.array_equal(session.state.audio.samples[-utterance.audio.size :], utterance.audio)
+    for chunk in range(3):
+        pinned_before = first_motion if chunk == 0 else motions[chunk][0]
+        for step in range(4):
+            x = spy.calls[4 * chunk + step][0]
+            assert torch.equal(x[:, :, : pinned_before.shape[2]], pinned_before)
+        torch.testing.assert_close(spy.calls[4 * chunk][2], motions[chunk][1])
+        # After each chunk the motion is two fresh latent frames (9 video frames re-encoded).
+        assert motions[chunk + 1][0].shape == (1, 8, 2, 2, 2)
+        assert not torch.equal(motions[chunk + 1][0], pinned_before[:, :, : motions[chunk + 1][0].shape[2]])
+
+
+def test_a_run_yields_one_frame_per_640_samples_whatever_the_sentence_lengths(engine):
+    session = engine.start(a_face())
+    pushed = [10_000, 20_001, 5_000]
+    counts = [sum(len(f) for f in session.push(speech(n, seed=n))) for n in pushed]
+    assert counts == [0, 24, 24]
+    tail = list(session.finish())
+    assert sum(len(f) for f in tail) == math.ceil(sum(pushed) / 640) - 48
+    assert list(session.finish()) == []
+
+
+def test_an_exact_number_of_chunks_leaves_nothing_for_finish(engine):
+    session = engine.start(a_face())
+    assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
+    assert list(session.finish()) == []
+
+
+def test_a_hub_id_without_network_or_cache_is_refused_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    settings = Settings(device="cpu", flashhead_weights="Soul-AILab/SoulX-FlashHead-1_3B")
+    with pytest.raises(EngineUnavailable, match="could not be downloaded") as error:
+        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+    assert "AVATAR_FLASHHEAD_WEIGHTS" in str(error.value)
+
+
+def test_a_missing_weights_folder_is_refused_with_a_clear_message(tmp_path):
+    settings = Settings(device="cpu", flashhead_weights=str(tmp_path / "nowhere"))
+    with pytest.raises(EngineUnavailable, match="does not exist. Check AVATAR_FLASHHEAD_WEIGHTS"):
+        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+
+
+def test_an_incomplete_weights_folder_is_refused_with_a_clear_message(tmp_path):
+    (tmp_path / "Model_Lite").mkdir()
+    settings = Settings(device="cpu", flashhead_weights=str(tmp_path))
+    with pytest.raises(EngineUnavailable, match="missing Model_Lite/config.json, VAE_LTX"):
+        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+
+
+def test_an_unknown_variant_is_refused_with_the_choices():
+    with pytest.raises(EngineUnavailable, match="'lite' or 'pro'"):
+        FlashHeadEngine.from_settings(Settings(device="cpu", flashhead_variant="max"), allow_cpu=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_without_a_gpu_the_engine_is_unavailable_unless_cpu_is_allowed():
+    with pytest.raises(EngineUnavailable, match="needs an NVIDIA GPU"):
+        FlashHeadEngine.from_settings(Settings())
