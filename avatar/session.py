@@ -1,0 +1,233 @@
+"""One run: text -> speech -> frames -> segments, as a pipeline of threads with bounded queues.
+
+Sentence 2 is synthesised while sentence 1's frames are drawn, and a segment is encoded the
+moment its frames exist, so the first picture comes long before the last word is spoken.
+The run owns a temporary folder that is removed when it ends, fails or is cancelled.
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avatar.config import ENGINE_SAMPLE_RATE, FPS
+from avatar.engines.base import Engine
+from avatar.errors import UserFacingError
+from avatar.faces import Face
+from avatar.media import AUDIO_RATE, audio_span, encode_segment, join_segments
+from avatar.speech.text import split_sentences
+from avatar.speech.voices import Speaker
+
+QUEUE_SIZE = 4
+POLL_SECONDS = 0.1
+_DONE = object()
+
+
+class RunCancelled(Exception):
+    """The user pressed Stop or left the page."""
+
+
+@dataclass
+class RunStats:
+    """What the status line reports: who made it and how fast."""
+
+    engine: str
+    voice: str
+    notice: str = ""
+    speech_ready: float = 0.0
+    first_frame: float = 0.0
+    first_segment: float = 0.0
+    total: float = 0.0
+    audio_seconds: float = 0.0
+    frames: int = 0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of work per second of speech (below 1 is faster than real time)."""
+        return self.total / self.audio_seconds if self.audio_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class SegmentReady:
+    path: Path
+    index: int
+    start: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    video: Path
+    stats: RunStats
+
+
+@dataclass
+class _Timeline:
+    """Full-quality speech so far, shared by the speech thread and the segment encoder."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    chunks: list[np.ndarray] = field(default_factory=list)
+
+    def append(self, audio: np.ndarray) -> None:
+        with self.lock:
+            self.chunks.append(audio)
+
+    def audio(self) -> np.ndarray:
+        with self.lock:
+            return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+
+
+class Run:
+    """A face speaking a text with one voice and one engine; iterate `events()` to drive it."""
+
+    def __init__(
+        self,
+        face: Face,
+        text: str,
+        speaker: Speaker,
+        engine: Engine,
+        work_dir: Path,
+        segment_seconds: float = 1.0,
+    ) -> None:
+        self.face = face
+        self.sentences = split_sentences(text)
+        self.speaker = speaker
+        self.engine = engine
+        self.segment_frames = max(1, round(segment_seconds * FPS))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
+        self.stats = RunStats(engine=f"{engine.info.label} ({engine.info.device})", voice=speaker.option.label)
+        self._cancel = threading.Event()
+        self._utterances: queue.Queue = queue.Queue(QUEUE_SIZE)
+        self._frames: queue.Queue = queue.Queue(QUEUE_SIZE * 4)
+        self._timeline = _Timeline()
+        self._started = 0.0
+
+    def cancel(self) -> None:
+        """Stop within one chunk; the threads notice and end, and the folder is removed."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def _put(self, target: queue.Queue, item: object) -> None:
+        while not self._cancel.is_set():
+            try:
+                target.put(item, timeout=POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+        raise RunCancelled
+
+    def _get(self, source: queue.Queue) -> object:
+        while not self._cancel.is_set():
+            try:
+                item = source.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            return item
+        raise RunCancelled
+
+    def _speak(self) -> None:
+        try:
+            for sentence in self.sentences:
+                utterance = self.speaker.speak(sentence)
+                full = utterance.resampled(AUDIO_RATE).audio
+                self._timeline.append(full)
+                if not self.stats.speech_ready:
+                    self.stats.speech_ready = time.perf_counter() - self._started
+                self._put(self._utterances, utterance.resampled(ENGINE_SAMPLE_RATE))
+            self._put(self._utterances, _DONE)
+        except RunCancelled:
+            return
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            self._safe_put(self._utterances, error)
+
+    def _animate(self) -> None:
+        try:
+            session = self.engine.start(self.face)
+            while (utterance := self._get(self._utterances)) is not _DONE:
+                for frames in session.push(utterance):
+                    self._note_frames()
+                    self._put(self._frames, frames)
+            for frames in session.finish():
+                self._note_frames()
+                self._put(self._frames, frames)
+            self._put(self._frames, _DONE)
+        except RunCancelled:
+            return
+        except BaseException as error:
+            self._safe_put(self._frames, error)
+
+    def _note_frames(self) -> None:
+        if not self.stats.first_frame:
+            self.stats.first_frame = time.perf_counter() - self._started
+
+    def _safe_put(self, target: queue.Queue, item: object) -> None:
+        try:
+            self._put(target, item)
+        except RunCancelled:
+            pass
+
+    def events(self) -> Iterator[SegmentReady | RunFinished]:
+        """Segments as they are encoded, then the whole video; cleans up however it ends."""
+        self._started = time.perf_counter()
+        threads = [
+            threading.Thread(target=self._speak, name="speech", daemon=True),
+            threading.Thread(target=self._animate, name="engine", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            yield from self._encode()
+        finally:
+            self._cancel.set()
+            for thread in threads:
+                thread.join(timeout=5)
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _encode(self) -> Iterator[SegmentReady | RunFinished]:
+        pending: list[np.ndarray] = []
+        pending_count = 0
+        written = 0
+        segments: list[Path] = []
+        finished = False
+        while not finished:
+            item = self._get(self._frames)
+            if item is _DONE:
+                finished = True
+            else:
+                pending.append(item)
+                pending_count += len(item)
+            while pending_count >= self.segment_frames or (finished and pending_count):
+                batch = np.concatenate(pending)
+                take = batch[: self.segment_frames]
+                rest = batch[self.segment_frames :]
+                pending, pending_count = ([rest] if len(rest) else []), len(rest)
+                path = self.folder / f"segment-{len(segments):04d}.mp4"
+                encode_segment(take, audio_span(self._timeline.audio(), written, len(take)), path)
+                segments.append(path)
+                if not self.stats.first_segment:
+                    self.stats.first_segment = time.perf_counter() - self._started
+                yield SegmentReady(path, len(segments) - 1, written / FPS, len(take) / FPS)
+                written += len(take)
+        if not segments:
+            raise UserFacingError("The voice produced no sound for this text. Please try other words.")
+        audio = self._timeline.audio()
+        video = join_segments(segments, audio, self.folder / "talking-photo.mp4")
+        self.stats.frames = written
+        self.stats.audio_seconds = len(audio) / AUDIO_RATE
+        self.stats.total = time.perf_counter() - self._started
+        self.stats.notice = self.speaker.notice
+        yield RunFinished(video, self.stats)

@@ -1,0 +1,69 @@
+"""Microsoft Edge's online neural voices through edge-tts, used whenever their service answers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import aiohttp
+import edge_tts
+import numpy as np
+import soundfile
+
+from avatar.speech.utterance import Utterance
+
+DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
+# What a failed or unreachable service raises (with no network: aiohttp.ClientConnectorDNSError).
+NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError, edge_tts.exceptions.EdgeTTSException)
+
+
+class OnlineUnavailable(Exception):
+    """The edge-tts service could not be reached or gave no audio."""
+
+
+def list_online_voices(timeout: float) -> list[dict]:
+    """The service's voice list, or `OnlineUnavailable` within `timeout` seconds."""
+
+    async def fetch() -> list[dict]:
+        return await asyncio.wait_for(edge_tts.list_voices(), timeout)
+
+    try:
+        return list(asyncio.run(fetch()))
+    except NETWORK_ERRORS as error:
+        raise OnlineUnavailable(str(error) or type(error).__name__) from error
+
+
+def voice_label(voice: dict) -> str:
+    """A dropdown label such as "Emma (online, en-US, Female)"."""
+    name = voice.get("ShortName", "")
+    person = name.split("-")[-1].removesuffix("Neural").removesuffix("Multilingual")
+    return f"{person} (online, {voice.get('Locale', '?')}, {voice.get('Gender', '?')})"
+
+
+class OnlineVoice:
+    """One edge-tts voice; `speak` raises `OnlineUnavailable` so the caller can fall back."""
+
+    def __init__(self, short_name: str, timeout: float) -> None:
+        self.short_name = short_name
+        self.timeout = timeout
+
+    async def _stream(self, sentence: str) -> bytes:
+        communicate = edge_tts.Communicate(
+            sentence, self.short_name, connect_timeout=int(max(self.timeout, 1)), receive_timeout=30
+        )
+        audio = bytearray()
+        async for message in communicate.stream():
+            if message["type"] == "audio":
+                audio.extend(message["data"])
+        return bytes(audio)
+
+    def speak(self, sentence: str) -> Utterance:
+        """Synthesise `sentence` (the service escapes markup, so it is spoken literally)."""
+        try:
+            mp3 = asyncio.run(self._stream(sentence))
+        except NETWORK_ERRORS as error:
+            raise OnlineUnavailable(str(error) or type(error).__name__) from error
+        if not mp3:
+            raise OnlineUnavailable("the service returned no audio")
+        audio, sample_rate = soundfile.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
+        return Utterance(text=sentence, audio=np.ascontiguousarray(audio.mean(axis=1)), sample_rate=sample_rate)

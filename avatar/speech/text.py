@@ -1,0 +1,66 @@
+"""Checking what the user typed and splitting it into sentences that can be spoken one by one."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from avatar.errors import UserFacingError
+
+# A sentence ends at . ! ? … (or their CJK forms) followed by space, or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n+")
+_ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e.", "etc.", "no.")
+# Sentences longer than this are cut at a comma or space so the first video comes quickly.
+MAX_SENTENCE_CHARS = 240
+
+
+def check_text(text: str | None, max_chars: int) -> str:
+    """The text to speak with its whitespace tidied, or a `UserFacingError` saying what is wrong."""
+    cleaned = " ".join((text or "").split())
+    if not cleaned:
+        raise UserFacingError("Please type something for the face to say.")
+    if len(cleaned) > max_chars:
+        raise UserFacingError(
+            f"The text is {len(cleaned)} characters long; the limit is {max_chars}. "
+            "Please shorten it (nothing was cut)."
+        )
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in cleaned):
+        raise UserFacingError("The text has no words to speak (only symbols or emoji). Please type a sentence.")
+    return cleaned
+
+
+def latin_share(text: str) -> float:
+    """The share of letters in `text` that are Latin script (1.0 when there are no letters)."""
+    letters = [ch for ch in text if unicodedata.category(ch).startswith("L")]
+    if not letters:
+        return 1.0
+    latin = sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, ""))
+    return latin / len(letters)
+
+
+def _split_long(sentence: str) -> list[str]:
+    parts: list[str] = []
+    while len(sentence) > MAX_SENTENCE_CHARS:
+        window = sentence[:MAX_SENTENCE_CHARS]
+        cut = max(window.rfind(", "), window.rfind("; "), window.rfind(": "))
+        if cut < MAX_SENTENCE_CHARS // 3:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            cut = MAX_SENTENCE_CHARS - 1
+        parts.append(sentence[: cut + 1].strip())
+        sentence = sentence[cut + 1 :].strip()
+    if sentence:
+        parts.append(sentence)
+    return parts
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences in speaking order; common abbreviations ("Dr.", "e.g.") do not end a sentence."""
+    pieces = [piece.strip() for piece in _SENTENCE_END.split(text) if piece and piece.strip()]
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and sentences[-1].lower().endswith(_ABBREVIATIONS):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return [part for sentence in sentences for part in _split_long(sentence)]

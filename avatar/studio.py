@@ -1,0 +1,72 @@
+"""What the page asks of the engine room, in the page's terms: file paths and strings in, runs out.
+
+Holds the process-wide pieces (settings, voices, engines) and knows nothing of Gradio, so
+every step the page takes can be tested and reused (the trials tab, benchmarks) without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avatar.config import SAMPLE_FACES_DIR, Settings
+from avatar.engines.base import EngineUnavailable
+from avatar.engines.registry import EngineRegistry
+from avatar.errors import UserFacingError
+from avatar.faces import Face, read_face
+from avatar.images import load_photo
+from avatar.session import Run, RunStats
+from avatar.speech.text import check_text
+from avatar.speech.voices import Speaker, VoiceCatalogue
+
+SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class Studio:
+    """One per process: turns a photo path, a text, a voice and an engine choice into a Run."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.voices = VoiceCatalogue(self.settings.edge_tts_timeout, use_online=self.settings.voice != "offline")
+        self.engines = EngineRegistry(self.settings)
+
+    def sample_faces(self) -> list[Path]:
+        return sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+
+    def read_face(self, photo_path: str | Path | None) -> Face:
+        """The photo's face, cropped as the engine will see it, or a `UserFacingError`."""
+        if not photo_path:
+            raise UserFacingError("Please pick a sample face or upload a photo first.")
+        photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
+        return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels)
+
+    def start_run(self, photo_path: str | Path | None, text: str, voice_key: str | None, engine_key: str | None) -> Run:
+        """Check everything the user gave, then set up (not yet start) a run."""
+        cleaned = check_text(text, self.settings.max_text_chars)
+        face = self.read_face(photo_path)
+        speaker = Speaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
+        speaker.check_language(cleaned)
+        try:
+            engine = self.engines.get(engine_key or self.engines.preferred())
+        except EngineUnavailable as error:
+            raise UserFacingError(str(error)) from error
+        return Run(face, cleaned, speaker, engine, self.settings.work_dir, self.settings.segment_seconds)
+
+    def warm_up(self) -> None:
+        """Load the offline voice, the landmark model and the preferred engine before the first click."""
+        samples = self.sample_faces()
+        if samples:
+            self.read_face(samples[0])
+        Speaker(self.voices.find("offline:joe"), self.settings.edge_tts_timeout).speak("Ready.")
+        self.engines.get(self.engines.preferred())
+
+
+def describe(stats: RunStats) -> str:
+    """The status line after a run, in plain words."""
+    speed = stats.real_time_factor
+    pace = f"{1 / speed:.1f}x faster than real time" if speed and speed < 1 else f"{speed:.1f}x real time"
+    line = (
+        f"Spoken by **{stats.voice}**, animated by **{stats.engine}**. "
+        f"Speech ready after {stats.speech_ready:.2f} s, first picture after {stats.first_segment:.2f} s, "
+        f"all {stats.audio_seconds:.1f} s of video done after {stats.total:.1f} s ({pace})."
+    )
+    return f"{line}\n\n{stats.notice}" if stats.notice else line
