@@ -8,12 +8,15 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from tiny_checkpoint import write_lite, write_wav2vec2
 
 from avatar.config import Settings
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.flashhead.audio_features import frame_windows
 from avatar.engines.flashhead.engine import FlashHeadEngine
+from avatar.engines.flashhead.transformer import WanModelAudioProject
+from avatar.engines.flashhead.weights import load_strict
 from avatar.faces import DetectedFace, Face
 from avatar.speech.utterance import Utterance
 
@@ -146,3 +149,14 @@ def test_an_unknown_variant_is_refused_with_the_choices():
 def test_without_a_gpu_the_engine_is_unavailable_unless_cpu_is_allowed():
     with pytest.raises(EngineUnavailable, match="needs an NVIDIA GPU"):
         FlashHeadEngine.from_settings(Settings())
+
+
+def test_a_checkpoint_with_a_missing_or_extra_tensor_is_refused(tmp_path):
+    write_lite(tmp_path)
+    folder = tmp_path / "Model_Lite"
+    weights = load_file(folder / "diffusion_pytorch_model.safetensors")
+    weights.pop("blocks.0.ffn.0.bias")
+    weights["blocks.0.extra"] = torch.zeros(1)
+    save_file(weights, folder / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(EngineUnavailable, match=r"missing \['blocks.0.ffn.0.bias'\], unexpected \['blocks.0.extra'\]"):
+        load_strict(WanModelAudioProject, folder)

@@ -21,6 +21,7 @@ from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec
 from avatar.engines.flashhead.weights import (
     Progress,
+    load_strict,
     resolve_flashhead,
     resolve_wav2vec2,
     variant_files,
@@ -48,7 +49,7 @@ def load_pipeline(
 ) -> FlashHeadPipeline:
     """Load the three models strictly from local paths and place them on `device`."""
     try:
-        transformer = WanModelAudioProject.from_pretrained(model_dir, local_files_only=True, low_cpu_mem_usage=False)
+        transformer = load_strict(WanModelAudioProject, model_dir)
         if vae_path.is_dir():
             codec = LtxCodec.from_folder(vae_path, device, dtype)
         else:

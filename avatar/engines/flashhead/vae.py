@@ -14,6 +14,8 @@ from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from safetensors.torch import load_file
 
+from avatar.engines.flashhead.weights import load_strict
+
 
 class LtxCodec:
     """LTX-Video VAE: 8x temporal, 32x spatial, 128 channels; latents normalised by mean/std of means."""
@@ -25,7 +27,7 @@ class LtxCodec:
     @classmethod
     def from_folder(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> LtxCodec:
         """Load `VAE_LTX/` (config.json + diffusion_pytorch_model.safetensors); every weight must be present."""
-        vae = AutoencoderKLLTXVideo.from_pretrained(folder, local_files_only=True, low_cpu_mem_usage=False)
+        vae = load_strict(AutoencoderKLLTXVideo, folder)
         return cls(vae.to(device=device, dtype=dtype))
 
     def _stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,20 +7,27 @@ EngineUnavailable with a message saying what to do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import torch
+from diffusers import ModelMixin
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
     OfflineModeIsEnabled,
 )
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from avatar.engines.base import EngineUnavailable
+
+ModuleT = TypeVar("ModuleT", bound=ModelMixin)
 
 # progress(fraction in [0, 1], what is being fetched)
 Progress = Callable[[float, str], None]
@@ -114,3 +121,35 @@ def resolve_wav2vec2(source: str, progress: Progress | None = None) -> Path:
     folder = _fetch(source, WAV2VEC2_FILES, "wav2vec2 audio weights", "AVATAR_WAV2VEC2_WEIGHTS", progress)
     _require(folder, ["config.json"], "wav2vec2 audio weights", "AVATAR_WAV2VEC2_WEIGHTS")
     return folder
+
+
+def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a diffusers folder: one safetensors file, a sharded index, or a legacy .bin."""
+    single = folder / "diffusion_pytorch_model.safetensors"
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    legacy = folder / "diffusion_pytorch_model.bin"
+    if single.exists():
+        return load_file(single)
+    if index.exists():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return {name: tensor for shard in shards for name, tensor in load_file(folder / shard).items()}
+    if legacy.exists():
+        return torch.load(legacy, map_location="cpu", weights_only=True)
+    raise EngineUnavailable(f"No weights file (diffusion_pytorch_model.*) in '{folder}'. Download the weights again.")
+
+
+def load_strict(cls: type[ModuleT], folder: Path) -> ModuleT:
+    """Build `cls` from folder/config.json and load every tensor, refusing missing or unexpected names."""
+    model = cls.from_config(cls.load_config(folder))
+    state = read_state_dict(folder)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(name for name in set(state) & set(expected) if state[name].shape != expected[name].shape)
+    if missing or unexpected or wrong:
+        raise EngineUnavailable(
+            f"The weights in '{folder}' do not fit {cls.__name__}: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, wrong shapes {wrong[:3]}. Download them again."
+        )
+    model.load_state_dict(state, strict=True)
+    return model
