@@ -94,7 +94,7 @@ class _Landmarker:
             blendshapes = {b.category_name: float(b.score) for b in result.face_blendshapes[index]}
             pose = _pose_from_matrix(np.asarray(result.facial_transformation_matrixes[index]))
             faces.append(DetectedFace(landmarks=landmarks, blendshapes=blendshapes, pose=pose))
-        return sorted(faces, key=lambda face: face.width, reverse=True)
+        return faces
 
 
 def _pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
@@ -106,9 +106,41 @@ def _pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     return yaw, pitch, roll
 
 
+def _windows(height: int, width: int) -> list[tuple[int, int, int]]:
+    """Square windows (top, left, side) that the detector also looks at.
+
+    Its short-range model sees a letterboxed copy of the picture, so faces in a wide or
+    tall picture, or small in a large one, come out too small for it: squares along the
+    long side and, for large pictures, overlapping quarters bring them back into range.
+    """
+    side = min(height, width)
+    windows = []
+    if max(height, width) > 1.2 * side:
+        steps = int(np.ceil((max(height, width) - side) / (side / 2))) + 1
+        for offset in np.linspace(0, max(height, width) - side, steps).round().astype(int):
+            windows.append((0, int(offset), side) if width > height else (int(offset), 0, side))
+    if side >= 512:
+        half = int(side * 0.6)
+        for top in (0, height - half):
+            for left in (0, width - half):
+                windows.append((top, left, half))
+    return windows
+
+
+def _same_face(a: DetectedFace, b: DetectedFace) -> bool:
+    distance = np.hypot(*(a.landmarks[1] - b.landmarks[1]))
+    return distance < 0.3 * max(a.width, b.width)
+
+
 def find_faces(photo: np.ndarray, model_path: Path = FACE_LANDMARKER_MODEL) -> list[DetectedFace]:
     """Every face the landmark model finds in an RGB photo, largest first."""
-    return _Landmarker.detect(photo, model_path)
+    faces = _Landmarker.detect(photo, model_path)
+    for top, left, side in _windows(*photo.shape[:2]):
+        for face in _Landmarker.detect(photo[top : top + side, left : left + side], model_path):
+            moved = DetectedFace(face.landmarks + np.array([left, top], np.float32), face.blendshapes, face.pose)
+            if not any(_same_face(moved, known) for known in faces):
+                faces.append(moved)
+    return sorted(faces, key=lambda face: face.width, reverse=True)
 
 
 def alignment_square(landmarks: np.ndarray) -> tuple[np.ndarray, float, float]:

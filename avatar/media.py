@@ -101,7 +101,7 @@ class MediaInfo:
 
 def read_frames(path: Path) -> np.ndarray:
     """Decode every video frame of a file as uint8 RGB (n, h, w, 3)."""
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", output_params=["-fps_mode", "passthrough"])
     meta = next(reader)
     width, height = meta["size"]
     frames = [np.frombuffer(frame, np.uint8).reshape(height, width, 3) for frame in reader]

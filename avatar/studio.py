@@ -67,6 +67,6 @@ def describe(stats: RunStats) -> str:
     line = (
         f"Spoken by **{stats.voice}**, animated by **{stats.engine}**. "
         f"Speech ready after {stats.speech_ready:.2f} s, first picture after {stats.first_segment:.2f} s, "
-        f"all {stats.audio_seconds:.1f} s of video done after {stats.total:.1f} s ({pace})."
+        f"all {stats.audio_seconds:.2f} s of video done after {stats.total:.1f} s ({pace})."
     )
     return f"{line}\n\n{stats.notice}" if stats.notice else line

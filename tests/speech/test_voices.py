@@ -1,0 +1,50 @@
+"""Speech is always available: the offline voice speaks, and online voices fall back to it."""
+
+import aiohttp
+import numpy as np
+import pytest
+
+from avatar.errors import UserFacingError
+from avatar.speech import online_voice
+from avatar.speech.voices import OFFLINE_OPTION, Speaker, VoiceCatalogue, VoiceOption
+
+
+def test_the_offline_voice_speaks_a_sentence_with_timed_phonemes():
+    utterance = Speaker(OFFLINE_OPTION, timeout=1).speak("Hello there, nice to meet you.")
+    assert 1.0 < utterance.duration < 4.0
+    assert np.abs(utterance.audio).max() > 0.1
+    assert utterance.phones and utterance.phones[-1].end == pytest.approx(utterance.duration, abs=0.02)
+    starts = [phone.start for phone in utterance.phones]
+    assert starts == sorted(starts)
+
+
+def test_speech_resampled_for_the_engines_keeps_its_duration():
+    utterance = Speaker(OFFLINE_OPTION, timeout=1).speak("One two three.")
+    engine_input = utterance.resampled(16_000)
+    assert engine_input.sample_rate == 16_000
+    assert engine_input.duration == pytest.approx(utterance.duration, abs=1e-3)
+
+
+def _no_network(*args, **kwargs):
+    raise aiohttp.ClientConnectionError("no network")
+
+
+def test_without_network_only_the_offline_voice_is_offered_and_the_reason_is_kept(monkeypatch):
+    monkeypatch.setattr(online_voice.edge_tts, "list_voices", _no_network)
+    catalogue = VoiceCatalogue(timeout=1)
+    assert catalogue.options() == [OFFLINE_OPTION]
+    assert "unreachable" in catalogue.online_problem
+
+
+def test_an_online_voice_that_cannot_be_reached_falls_back_to_the_offline_voice_and_says_so(monkeypatch):
+    monkeypatch.setattr(online_voice.OnlineVoice, "_stream", lambda self, sentence: _no_network())
+    speaker = Speaker(VoiceOption("edge:en-US-EmmaMultilingualNeural", "Emma (online)", True), timeout=1)
+    utterance = speaker.speak("Hello.")
+    assert utterance.duration > 0.2
+    assert speaker.voice_used == OFFLINE_OPTION.label
+    assert "offline voice spoke instead" in speaker.notice
+
+
+def test_the_offline_voice_refuses_a_language_it_cannot_speak():
+    with pytest.raises(UserFacingError, match="English only"):
+        Speaker(OFFLINE_OPTION, timeout=1).check_language("こんにちは、はじめまして。")

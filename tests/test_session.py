@@ -1,0 +1,90 @@
+"""A run streams segments while it works, ends with one MP4, and cleans up however it ends."""
+
+import time
+
+import numpy as np
+import pytest
+
+from avatar.engines.default.engine import DefaultEngine
+from avatar.errors import UserFacingError
+from avatar.media import probe
+from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
+from avatar.speech.voices import OFFLINE_OPTION, Speaker
+
+
+class TimedSpeaker(Speaker):
+    """The real offline voice, noting when each sentence was ready."""
+
+    def __init__(self) -> None:
+        super().__init__(OFFLINE_OPTION, timeout=1)
+        self.ready_at: list[float] = []
+
+    def speak(self, sentence):
+        utterance = super().speak(sentence)
+        self.ready_at.append(time.perf_counter())
+        return utterance
+
+
+def test_a_run_streams_segments_then_gives_the_whole_video(astronaut_face, tmp_path):
+    run = Run(astronaut_face, "Hello there. Nice to meet you.", TimedSpeaker(), DefaultEngine("cpu"), tmp_path)
+    segments, finished = [], None
+    for event in run.events():
+        if isinstance(event, SegmentReady):
+            assert event.path.exists() and event.path.stat().st_size > 0
+            segments.append(event)
+        else:
+            assert isinstance(event, RunFinished)
+            finished = event
+            info = probe(event.video)
+            assert info.video_seconds == pytest.approx(event.stats.audio_seconds, abs=0.1)
+            assert info.audio_seconds == pytest.approx(event.stats.audio_seconds, abs=0.1)
+    assert segments and finished is not None
+    starts = [segment.start for segment in segments]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert finished.stats.first_segment < finished.stats.total
+    assert not run.folder.exists()
+
+
+def test_the_first_segment_arrives_before_the_last_sentence_is_spoken(astronaut_face, tmp_path):
+    speaker = TimedSpeaker()
+    text = " ".join(["This is one sentence of a longer speech."] * 6)
+    run = Run(astronaut_face, text, speaker, DefaultEngine("cpu"), tmp_path)
+    first_segment_at = None
+    for event in run.events():
+        if isinstance(event, SegmentReady) and first_segment_at is None:
+            first_segment_at = time.perf_counter()
+    assert len(speaker.ready_at) == 6
+    assert first_segment_at < speaker.ready_at[-1]
+
+
+def test_stopping_a_run_ends_it_quickly_and_removes_its_files(astronaut_face, tmp_path):
+    text = " ".join(["Stop me if you can, because this goes on."] * 8)
+    run = Run(astronaut_face, text, TimedSpeaker(), DefaultEngine("cpu"), tmp_path)
+    events = run.events()
+    next(events)
+    run.cancel()
+    started = time.perf_counter()
+    with pytest.raises(RunCancelled):
+        for _ in events:
+            pass
+    assert time.perf_counter() - started < 5
+    assert not run.folder.exists()
+
+
+def test_a_voice_failure_reaches_the_user_as_a_message(astronaut_face, tmp_path):
+    class BrokenSpeaker(TimedSpeaker):
+        def speak(self, sentence):
+            raise UserFacingError("The voice is unavailable.")
+
+    run = Run(astronaut_face, "Hello.", BrokenSpeaker(), DefaultEngine("cpu"), tmp_path)
+    with pytest.raises(UserFacingError, match="unavailable"):
+        list(run.events())
+    assert not run.folder.exists()
+
+
+def test_frame_count_follows_the_audio_across_sentences(astronaut_face, tmp_path):
+    run = Run(astronaut_face, "One. Two three. Four five six.", TimedSpeaker(), DefaultEngine("cpu"), tmp_path)
+    events = list(run.events())
+    finished = events[-1]
+    expected = int(np.ceil(finished.stats.audio_seconds * 25 - 1e-6))
+    assert abs(finished.stats.frames - expected) <= 3
