@@ -1,119 +1,34 @@
 """The talking-photo page: pick a face, type text, hear it and watch the face say it as it streams in.
 
-Only page code lives here; every step calls into `avatar.studio`.
+Only page assembly lives here: the tabs are in `ui/`, all work in `avatar/`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import gradio as gr
 
-from avatar.errors import UserFacingError
 from avatar.media import expose_ffmpeg_tools
-from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
-from avatar.studio import Studio, describe
-
-EXAMPLE_SENTENCES = [
-    "Hello there, nice to meet you.",
-    "Every photo has a story. Today, this one gets to tell it out loud.",
-    "The quick brown fox jumps over the lazy dog, and nobody is surprised any more.",
-    "Welcome to the demo! Type anything you like, and I will say it for you.",
-]
+from avatar.studio import Studio
+from ui.talk_tab import build_talk_tab
 
 INTRO = """# Talking photo
 Pick a face, type a sentence, press **Generate**: the face speaks it, streamed into the page as it is made.
-Runs on any computer with the embedded photo animator; with a GPU and FlashHead weights, the neural engine can take over.
+Runs on any computer with the embedded photo animator; with a GPU and FlashHead weights,
+the neural engine can take over.
 """
 
 
 def build_page(studio: Studio) -> gr.Blocks:
-    """The whole page; event handlers are short and call into the studio."""
-    samples = [str(path) for path in studio.sample_faces()]
-    voice_options = studio.voices.options()
-    voice_choices = [(option.label, option.key) for option in voice_options]
-    engine_choices = [(option.label, option.key) for option in studio.engines.options()]
-    voice_note = (
-        f"Offline voice in use: {studio.voices.online_problem}." if studio.voices.online_problem else "Online voices available."
-    )
-
+    """The whole page: an introduction and one tab per task."""
     with gr.Blocks(title="Talking photo") as page:
-        run_state = gr.State(None)
         gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column(scale=1):
-                gallery = gr.Gallery(
-                    value=samples, label="Sample faces (click one)", columns=len(samples) or 1, height=180,
-                    allow_preview=False, elem_id="sample-faces",
-                )
-                photo = gr.Image(
-                    value=samples[0] if samples else None, type="filepath", label="Face: upload or take a photo",
-                    sources=["upload", "webcam", "clipboard"], elem_id="photo", height=260,
-                )
-                crop = gr.Image(label="The face as the engine sees it", interactive=False, height=260, elem_id="crop")
-                face_note = gr.Markdown(elem_id="face-note")
-            with gr.Column(scale=1):
-                text = gr.Textbox(
-                    label="Text to speak", value=EXAMPLE_SENTENCES[0], lines=3,
-                    max_length=studio.settings.max_text_chars, elem_id="text",
-                )
-                gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences")
-                with gr.Row():
-                    voice = gr.Dropdown(voice_choices, value=studio.voices.default().key, label="Voice", info=voice_note)
-                    engine = gr.Dropdown(engine_choices, value=studio.engines.preferred(), label="Engine")
-                with gr.Row():
-                    generate = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-                video = gr.Video(label="Talking face", streaming=True, autoplay=True, interactive=False, elem_id="video")
-                download = gr.File(label="Download the MP4", interactive=False, elem_id="download")
-                status = gr.Markdown(elem_id="status")
-
-        def pick_sample(selection: gr.SelectData) -> str:
-            return samples[selection.index]
-
-        def show_crop(photo_path: str | None) -> tuple:
-            if not photo_path:
-                return None, ""
-            try:
-                face = studio.read_face(photo_path)
-            except UserFacingError as error:
-                return None, f"⚠️ {error}"
-            return face.crop, " ".join(face.notes) or "Face found: ready to speak."
-
-        def run(photo_path: str | None, words: str, voice_key: str, engine_key: str) -> Iterator[tuple]:
-            try:
-                current = studio.start_run(photo_path, words, voice_key, engine_key)
-            except UserFacingError as error:
-                yield None, None, None, f"⚠️ {error}"
-                return
-            yield current, None, None, f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}…"
-            try:
-                for event in current.events():
-                    if isinstance(event, SegmentReady):
-                        yield current, str(event.path), gr.skip(), gr.skip()
-                    elif isinstance(event, RunFinished):
-                        yield None, gr.skip(), str(event.video), describe(event.stats)
-            except UserFacingError as error:
-                yield None, gr.skip(), None, f"⚠️ {error}"
-            except RunCancelled:
-                yield None, gr.skip(), None, "Stopped."
-
-        def stop_run(current: Run | None) -> tuple:
-            if current is not None:
-                current.cancel()
-            return None, "Stopped. Your photo and text are still here: press Generate to try again."
-
-        gallery.select(pick_sample, None, photo)
-        photo.change(show_crop, photo, [crop, face_note])
-        page.load(show_crop, photo, [crop, face_note])
-        generation = generate.click(
-            run, [photo, text, voice, engine], [run_state, video, download, status],
-            concurrency_limit=2, concurrency_id="generate",
-        )
-        stop.click(stop_run, run_state, [run_state, status], cancels=[generation])
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Talk", id="talk"):
+                build_talk_tab(page, studio)
     return page
 
 

@@ -176,7 +176,8 @@ def crop_affine(centre: np.ndarray, side: float, angle: float, size: int) -> np.
 def warp_photo(photo: np.ndarray, crop_to_photo: np.ndarray, size: int) -> np.ndarray:
     """Sample the crop out of the photo (bicubic; edges mirrored where the square leaves the photo)."""
     height, width = photo.shape[:2]
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    axis = torch.arange(size, dtype=torch.float64)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
     affine = torch.from_numpy(crop_to_photo)
     px = affine[0, 0] * xs + affine[0, 1] * ys + affine[0, 2]
     py = affine[1, 0] * xs + affine[1, 1] * ys + affine[1, 2]

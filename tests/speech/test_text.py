@@ -8,7 +8,8 @@ from avatar.speech.text import MAX_SENTENCE_CHARS, check_text, split_sentences
 
 def test_sentences_are_split_at_their_ends_but_not_after_abbreviations():
     text = "Hello there, nice to meet you. Dr. Smith said hi! Really? Yes.\nA new line"
-    assert split_sentences(text) == ["Hello there, nice to meet you.", "Dr. Smith said hi!", "Really?", "Yes.", "A new line"]
+    expected = ["Hello there, nice to meet you.", "Dr. Smith said hi!", "Really?", "Yes.", "A new line"]
+    assert split_sentences(text) == expected
 
 
 def test_a_very_long_sentence_is_cut_at_a_comma_so_speech_starts_early():

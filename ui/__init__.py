@@ -1,0 +1,1 @@
+"""The page's tabs: Gradio components and their events, calling into `avatar.studio` for all work."""
