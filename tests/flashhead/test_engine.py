@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_checkpoint import write_lite, write_wav2vec2
 
 from avatar.config import Settings
 from avatar.engines.base import EngineUnavailable
@@ -19,6 +18,7 @@ from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.weights import load_strict
 from avatar.faces import DetectedFace, Face
 from avatar.speech.utterance import Utterance
+from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
 
 SIZE = 64
 

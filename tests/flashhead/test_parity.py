@@ -57,7 +57,15 @@ def test_fused_qkv_gives_the_same_output(fixtures_dir, seeded):
 
 
 def test_state_dict_names_and_shapes_match_the_published_checkpoints(fixtures_dir):
-    full = {"dim": 1536, "ffn_dim": 8960, "text_dim": 4096, "freq_dim": 256, "eps": 1e-6, "num_heads": 12, "num_layers": 30}
+    full = {
+        "dim": 1536,
+        "ffn_dim": 8960,
+        "text_dim": 4096,
+        "freq_dim": 256,
+        "eps": 1e-6,
+        "num_heads": 12,
+        "num_layers": 30,
+    }
     variants = {
         "lite": {"in_dim": 256, "out_dim": 128, "patch_size": (1, 1, 1), "vae_stride": (8, 32, 32)},
         "pro": {"in_dim": 32, "out_dim": 16, "patch_size": (1, 2, 2), "vae_stride": (4, 8, 8)},

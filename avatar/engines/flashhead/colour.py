@@ -9,7 +9,11 @@ from __future__ import annotations
 import torch
 
 _RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
-_XYZ_TO_RGB = ((3.2404542, -1.5371385, -0.4985314), (-0.9692660, 1.8760108, 0.0415560), (0.0556434, -0.2040259, 1.0572252))
+_XYZ_TO_RGB = (
+    (3.2404542, -1.5371385, -0.4985314),
+    (-0.9692660, 1.8760108, 0.0415560),
+    (0.0556434, -0.2040259, 1.0572252),
+)
 _WHITE_D65 = (0.95047, 1.0, 1.08883)
 _EPSILON = 0.008856
 _KAPPA = 903.3
@@ -44,9 +48,7 @@ def reference_stats(reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return lab.mean(dim=(2, 3), keepdim=True), lab.std(dim=(2, 3), keepdim=True, unbiased=False)
 
 
-def match_colours(
-    video: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], strength: float = 1.0
-) -> torch.Tensor:
+def match_colours(video: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], strength: float = 1.0) -> torch.Tensor:
     """Video (B, 3, T, H, W) in [-1, 1] with each frame's Lab mean/std moved to the reference's."""
     ref_mean, ref_std = stats
     rgb = ((video.float() + 1) / 2).permute(0, 2, 3, 4, 1)

@@ -79,13 +79,15 @@ class FlashHeadPipeline:
         self.dtype = dtype
         self.size = size
         self.layout = ChunkLayout.for_stride(transformer.config.vae_stride[0])
+        self.colour_match = match_colours
 
     def optimise(self, compile_models: bool) -> None:
-        """Fuse q/k/v; optionally compile the transformer and the VAE decoder (CUDA only pays off)."""
+        """Fuse q/k/v; optionally compile the transformer, the VAE decoder and the colour match (pays off on CUDA)."""
         self.transformer.fuse_qkv()
         if compile_models:
             self.denoiser = torch.compile(self.transformer, dynamic=False)
             self.codec.decoder = torch.compile(self.codec.decoder, dynamic=False)
+            self.colour_match = torch.compile(match_colours, dynamic=False)
 
     def reference_pixels(self, crop: np.ndarray) -> torch.Tensor:
         """An RGB uint8 crop -> (1, 3, 1, size, size) in [-1, 1] on the device."""
@@ -137,7 +139,7 @@ class FlashHeadPipeline:
         video = self.codec.decode(latents)
         mean = torch.cat([state.colour_stats[0] for state in states])
         std = torch.cat([state.colour_stats[1] for state in states])
-        return match_colours(video, (mean, std))
+        return self.colour_match(video, (mean, std))
 
     def new_frames(self, video: torch.Tensor) -> np.ndarray:
         """The frames after the motion context as uint8 (B, n, H, W, 3) on the host."""
@@ -149,12 +151,12 @@ class FlashHeadPipeline:
         """Re-encode each session's last motion-context frames: the next chunk starts from them."""
         tail = video[:, :, -self.layout.motion_frames :].to(self.dtype)
         motion = self.codec.encode(tail, [state.generator for state in states])
-        for state, latents in zip(states, motion.to(self.dtype).split(1)):
+        for state, latents in zip(states, motion.to(self.dtype).split(1), strict=True):
             state.motion = latents
 
     def render(self, states: list[SessionState], chunks: list[np.ndarray]) -> list[np.ndarray]:
         """One chunk for each session (its `new_samples` of 16 kHz audio); the new frames of each."""
-        for state, chunk in zip(states, chunks):
+        for state, chunk in zip(states, chunks, strict=True):
             state.audio.append(chunk)
         frames: list[np.ndarray | None] = [None] * len(states)
         groups: dict[int, list[int]] = {}
@@ -163,7 +165,7 @@ class FlashHeadPipeline:
         for indices in groups.values():
             group = [states[i] for i in indices]
             video = self.decode(self.denoise(group, self.audio_context(group)), group)
-            for i, out in zip(indices, self.new_frames(video)):
+            for i, out in zip(indices, self.new_frames(video), strict=True):
                 frames[i] = out
             self.carry_motion(video, group)
         return frames

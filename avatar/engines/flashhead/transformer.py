@@ -44,7 +44,7 @@ def rope_axis_widths(head_dim: int) -> tuple[int, int, int]:
 def _rope_table(head_dim: int, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin (tokens, head_dim/2) of the 3D rotary angles, built in float64 once per grid."""
     angles = []
-    for axis, (pairs, size) in enumerate(zip(rope_axis_widths(head_dim), grid)):
+    for axis, (pairs, size) in enumerate(zip(rope_axis_widths(head_dim), grid, strict=True)):
         width = 2 * pairs
         freqs = 1.0 / ROPE_THETA ** (torch.arange(0, width, 2, dtype=torch.float64)[:pairs] / width)
         axis_angles = torch.outer(torch.arange(size, dtype=torch.float64), freqs)
@@ -173,7 +173,11 @@ class MLP(nn.Module):
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
         self.proj = nn.Sequential(
-            nn.LayerNorm(in_dim), nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim)
+            nn.LayerNorm(in_dim),
+            nn.Linear(in_dim, in_dim),
+            nn.GELU(),
+            nn.Linear(in_dim, out_dim),
+            nn.LayerNorm(out_dim),
         )
 
 

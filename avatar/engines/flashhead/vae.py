@@ -35,7 +35,9 @@ class LtxCodec:
         return self.vae.latents_mean.view(shape).to(latents), self.vae.latents_std.view(shape).to(latents)
 
     @torch.no_grad()
-    def encode(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+    def encode(
+        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
         """Sample the posterior (as the published wrapper does) and normalise per channel."""
         latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.sample(generator)
         mean, std = self._stats(latents)
@@ -75,7 +77,9 @@ class WanCodec:
         return mean, std
 
     @torch.no_grad()
-    def encode(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+    def encode(
+        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
         """The posterior mean (as the published Wan wrapper uses), normalised per channel."""
         latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
         mean, std = self._stats(latents)
