@@ -1,8 +1,42 @@
 """Named groups of points in MediaPipe's 478-point face mesh (its published topology)."""
 
 FACE_OVAL = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
 )
 CHIN = 152
 MOUTH_CORNERS = (61, 291)
@@ -21,3 +55,5 @@ LEFT_BROW = (70, 63, 105, 66, 107, 46, 53, 52, 65, 55)
 RIGHT_BROW = (300, 293, 334, 296, 336, 276, 283, 282, 295, 285)
 # The opening between the lips, walked once around: upper inner lip left to right, lower back.
 MOUTH_OPENING = INNER_UPPER_LIP + tuple(reversed(INNER_LOWER_LIP[1:-1]))
+# Plain skin on both cheeks, for sampling the face's light and tint.
+CHEEKS = (50, 101, 205, 280, 330, 425)
