@@ -13,7 +13,7 @@ import gradio as gr
 
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
-from ui.talk_tab import build_talk_tab
+from ui.talk_tab import build_talk_tab, page_head
 
 INTRO = """# Talking photo
 Pick a face, type a sentence, press **Generate**: the face speaks it, streamed into the page as it is made.
@@ -43,6 +43,7 @@ def main() -> None:
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         allowed_paths=[str(Path(__file__).parent / "assets")],
         footer_links=["api"],
+        head=page_head(),
     )
 
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,50 +10,15 @@ from gradio_client import Client, handle_file
 
 from avatar.engines.default import mesh
 from avatar.media import probe, read_frames
+from bench.page_driver import AppServer
 from tests.helpers import ASTRONAUT, COFFEE
-
-ROOT = Path(__file__).resolve().parent.parent
-STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """`python app.py` on a free loopback port, offline voice, its own work folder."""
-    work = tmp_path_factory.mktemp("app")
-    port = free_port()
-    env = {
-        **os.environ,
-        "GRADIO_SERVER_PORT": str(port),
-        "AVATAR_VOICE": "offline",
-        "AVATAR_WORK_DIR": str(work / "runs"),
-        "GRADIO_TEMP_DIR": str(work / "gradio"),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-    }
-    log = (work / "server.log").open("w")
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the app exited early:\n{(work / 'server.log').read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        raise RuntimeError("the app did not start in time")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
-    log.close()
+    with AppServer(tmp_path_factory.mktemp("app")) as server:
+        yield server.url
 
 
 def generate(url: str, photo: Path, text: str) -> list[tuple]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
 from avatar.errors import UserFacingError
 from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
 from avatar.studio import Studio, describe
+
+PLAYBACK_SCRIPT = Path(__file__).with_name("playback.js")
 
 EXAMPLE_SENTENCES = [
     "Hello there, nice to meet you.",
@@ -26,6 +29,11 @@ class TalkTab:
     photo: gr.Image
     text: gr.Textbox
     voice: gr.Dropdown
+
+
+def page_head() -> str:
+    """HTML for the page's <head>: the script that measures playback in the visitor's browser."""
+    return f"<script>{PLAYBACK_SCRIPT.read_text()}</script>"
 
 
 def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
@@ -62,6 +70,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
             video = gr.Video(label="Talking face", streaming=True, autoplay=True, interactive=False, elem_id="video")
+            gr.HTML("", elem_id="playback-stats")
             download = gr.File(label="Download the MP4", interactive=False, elem_id="download")
             status = gr.Markdown(elem_id="status")
 
