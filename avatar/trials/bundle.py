@@ -203,7 +203,7 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; 
 .card {{ background: white; border-radius: 8px; padding: .8em; border-top: 6px solid #999; }}
 .card.ok {{ border-color: #2ea043; }} .card.warn {{ border-color: #d68c00; }} .card.block {{ border-color: #c82d2d; }}
 .card h2 {{ font-size: 1em; margin: 0 0 .5em; }} .score {{ float: right; color: #666; }}
-video, .novideo {{ width: 100%; aspect-ratio: 1; background: #111; display: block; }}
+video, .novideo {{ width: 100%; aspect-ratio: 1; object-fit: contain; background: #111; display: block; }}
 .novideo {{ color: #ccc; display: flex; align-items: center; justify-content: center; }}
 .verdict {{ font-weight: 600; }} li {{ font-size: .85em; margin: .2em 0; }}
 li.warn {{ color: #8a5a00; }} li.block {{ color: #a01818; }}
