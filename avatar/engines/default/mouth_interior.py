@@ -151,6 +151,11 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
     soft = colours.softness[:, None, None]
     from_top, from_bottom = ys - upper, lower - ys
     inside = torch.clamp(from_top / soft + 0.5, 0.0, 1.0) * torch.clamp(from_bottom / soft + 0.5, 0.0, 1.0)
+    # Nothing is painted beyond the lip corners, whatever the window around them.
+    span = torch.clamp(xs[None] - upper_chain[:, :1, 0], 0.0, 1.0) * torch.clamp(
+        upper_chain[:, -1:, 0] - xs[None], 0.0, 1.0
+    )
+    inside = inside * span[:, None, :]
     opening = (lower - upper).clamp_min(0.0)
     mouth = rest.width[:, None, None]
     centre_x = moved[:, list(mesh.MOUTH_CORNERS), 0].mean(dim=1)[:, None, None]
@@ -187,7 +192,7 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
     window = frames[:, :, top:bottom, left:right]
     window += (colour - window) * alpha
     if float(closing.max()) > 0.0:
-        _cover_seam(window, upper - top, lower - top, ys - top, soft, closing)
+        _cover_seam(window, upper - top, lower - top, ys - top, soft, closing[:, None, None] * span[:, None, :])
     return frames
 
 
@@ -199,7 +204,10 @@ def _cover_seam(
     soft: torch.Tensor,
     closing: torch.Tensor,
 ) -> None:
-    """Paint the line where the lips meet with the lips' colour from just above and below it."""
+    """Paint the line where the lips meet with the lips' colour from just above and below it.
+
+    `closing` (b, 1, w) is how strongly, per frame and column.
+    """
     reach = soft * 1.5 + 1.0
     rows = window.shape[2]
     above = (upper - reach - 1.0).round().long().clamp(0, rows - 1)[:, None].expand(-1, 3, -1, -1)
@@ -210,5 +218,5 @@ def _cover_seam(
     seam = 1.0 - 0.35 * torch.exp(-(((ys - middle) / soft) ** 2))[:, None]
     lips = (upper_lip + (lower_lip - upper_lip) * share) * seam
     band = torch.clamp((ys - upper + reach) / soft, 0.0, 1.0) * torch.clamp((lower + reach - ys) / soft, 0.0, 1.0)
-    alpha = (band * closing[:, None, None])[:, None]
+    alpha = (band * closing)[:, None]
     window += (lips - window) * alpha

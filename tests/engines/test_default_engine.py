@@ -1,0 +1,132 @@
+"""What a user can rely on from the embedded default engine, checked on the bundled astronaut photo."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
+from avatar.engines.default import mesh
+from avatar.engines.default.engine import DefaultEngine, Motion
+from avatar.engines.default.mouth_shapes import mouth_track
+from avatar.engines.default.warp import ACTIONS
+from avatar.faces import Face
+from avatar.speech.utterance import Phone, Utterance
+
+
+def _speech(seconds: float, silent_from: float | None = None) -> Utterance:
+    """A voiced buzz with syllable-like loudness, optionally silent from `silent_from` on."""
+    t = np.arange(int(seconds * ENGINE_SAMPLE_RATE)) / ENGINE_SAMPLE_RATE
+    syllables = np.clip(np.sin(2 * np.pi * 3.0 * t), 0.0, None)
+    audio = 0.4 * syllables * np.sign(np.sin(2 * np.pi * 140 * t))
+    if silent_from is not None:
+        audio[t >= silent_from] = 0.0
+    return Utterance("test", audio.astype(np.float32), ENGINE_SAMPLE_RATE)
+
+
+def _render(face: Face, *utterances: Utterance, output: str = "crop") -> np.ndarray:
+    session = DefaultEngine("cpu", output=output).start(face)
+    chunks = [frames for utterance in utterances for frames in session.push(utterance)]
+    chunks += list(session.finish())
+    return np.concatenate(chunks)
+
+
+def _mouth_box(face: Face) -> tuple[slice, slice]:
+    points = face.landmarks[list(mesh.OUTER_UPPER_LIP + mesh.OUTER_LOWER_LIP)]
+    (x0, y0), (x1, y1) = points.min(axis=0).astype(int), points.max(axis=0).astype(int)
+    return slice(y0 - 6, y1 + 6), slice(x0 - 6, x1 + 6)
+
+
+@pytest.fixture(scope="module")
+def talking(astronaut_face: Face) -> np.ndarray:
+    """Two seconds of speech followed by one second of silence."""
+    return _render(astronaut_face, _speech(3.0, silent_from=2.0))
+
+
+def test_frame_count_matches_the_audio_over_several_sentences(astronaut_face: Face) -> None:
+    first, second = _speech(1.01), _speech(0.77)
+    frames = _render(astronaut_face, first, second)
+    samples = len(first.audio) + len(second.audio)
+    assert len(frames) == math.ceil(samples / SAMPLES_PER_FRAME)
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (512, 512, 3)
+
+
+def test_the_mouth_moves_while_speaking(talking: np.ndarray, astronaut_face: Face) -> None:
+    rows, columns = _mouth_box(astronaut_face)
+    mouth = talking[:50, rows, columns].astype(np.float32)
+    assert mouth.std(axis=0).mean() > 4.0
+
+
+def test_the_mouth_is_closed_and_still_during_silence(talking: np.ndarray, astronaut_face: Face) -> None:
+    rows, columns = _mouth_box(astronaut_face)
+    silent = talking[62:, rows, columns].astype(np.float32)
+    assert np.abs(np.diff(silent, axis=0)).mean() < 1.0
+    track = mouth_track(_speech(3.0, silent_from=2.0).audio, ENGINE_SAMPLE_RATE, (), 75)
+    assert track.open[55:].max() < 0.02
+
+
+def test_pixels_outside_the_face_do_not_move(talking: np.ndarray) -> None:
+    corners = np.concatenate(
+        [talking[:, :40, :40], talking[:, :40, -40:], talking[:, -40:, :40], talking[:, -40:, -40:]], 1
+    )
+    assert np.abs(np.diff(corners.astype(np.int16), axis=0)).max() == 0
+
+
+def test_the_rest_pose_does_not_drift_over_a_long_speech(astronaut_face: Face) -> None:
+    session = DefaultEngine("cpu").start(astronaut_face)
+    rest = Motion(np.zeros((1, len(ACTIONS)), np.float32), np.zeros(1, np.float32), np.zeros((1, 2), np.float32))
+    before = session.renderer.render(np.zeros(1, int), rest).numpy()
+    for _ in session.push(_speech(4.0)):
+        pass
+    after = session.renderer.render(np.zeros(1, int), rest).numpy()
+    assert np.array_equal(before, after)
+    assert np.abs(before[0].astype(np.int16) - astronaut_face.crop).mean() < 1.0
+
+
+def test_phone_timings_shape_the_mouth() -> None:
+    phones = (
+        Phone("m", 0.0, 0.2),
+        Phone("a", 0.2, 0.5),
+        Phone("u", 0.5, 0.8),
+        Phone("i", 0.8, 1.1),
+        Phone("f", 1.1, 1.4),
+    )
+    audio = _speech(1.6).audio
+    track = mouth_track(audio, ENGINE_SAMPLE_RATE, phones, 40)
+    assert track.open[1] < 0.15, "m closes the lips"
+    assert track.open[8] > 0.5, "a opens the jaw"
+    assert track.spread[16] < -0.4, "u rounds the lips"
+    assert track.spread[23] > 0.4, "i spreads the lips"
+    assert track.tuck[31] > 0.5, "f tucks the lower lip"
+    assert np.abs(np.diff(track.open)).max() < 0.35, "no snapping from frame to frame"
+
+
+def test_the_open_mouth_shows_a_dark_interior(talking: np.ndarray, astronaut_face: Face) -> None:
+    rows, columns = _mouth_box(astronaut_face)
+    brightness = talking[:50, rows, columns].astype(np.float32).mean(axis=-1)
+    darkest = brightness.reshape(len(brightness), -1).min(axis=1)
+    assert darkest.min() < 70.0
+    assert brightness.reshape(len(brightness), -1).min(axis=1)[0] > darkest.min()
+
+
+def test_full_photo_output_keeps_the_photos_size(astronaut_face: Face) -> None:
+    frames = _render(astronaut_face, _speech(0.6), output="photo")
+    height, width = astronaut_face.photo.shape[:2]
+    assert frames.shape == (15, height, width, 3)
+    # Far from the face the photo is untouched.
+    assert np.array_equal(
+        frames[:, -20:, :20], np.broadcast_to(astronaut_face.photo[-20:, :20], frames[:, -20:, :20].shape)
+    )
+
+
+def test_several_faces_render_together_like_one_by_one(astronaut_face: Face) -> None:
+    speech = _speech(0.8)
+    alone = _render(astronaut_face, speech)
+    engine = DefaultEngine("cpu")
+    together = np.concatenate(
+        list(engine.start_many([astronaut_face, astronaut_face]).push([speech, speech], 4)), axis=1
+    )
+    assert together.shape[:2] == (2, len(alone))
+    assert np.abs(together[0].astype(np.int16) - alone).max() <= 1
