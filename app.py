@@ -14,6 +14,7 @@ import gradio as gr
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
 from ui.talk_tab import build_talk_tab, page_head
+from ui.trials_tab import build_trials_tab
 
 INTRO = """# Talking photo
 Pick a face, type a sentence, press **Generate**: the face speaks it, streamed into the page as it is made.
@@ -26,9 +27,11 @@ def build_page(studio: Studio) -> gr.Blocks:
     """The whole page: an introduction and one tab per task."""
     with gr.Blocks(title="Talking photo") as page:
         gr.Markdown(INTRO)
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Talk", id="talk"):
-                build_talk_tab(page, studio)
+                talk = build_talk_tab(page, studio)
+            with gr.Tab("Photo trials", id="trials"):
+                build_trials_tab(page, studio, talk, tabs)
     return page
 
 

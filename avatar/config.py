@@ -46,6 +46,7 @@ class Settings:
     max_image_bytes: int = 25_000_000
     min_face_pixels: int = 64
     segment_seconds: float = 1.0
+    first_segment_seconds: float = 0.4
     edge_tts_timeout: float = 4.0
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "talking-photo")
 
@@ -66,6 +67,7 @@ class Settings:
             max_image_bytes=_env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
             min_face_pixels=_env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
             segment_seconds=_env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
+            first_segment_seconds=_env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
             edge_tts_timeout=_env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),
             work_dir=Path(_env_str("AVATAR_WORK_DIR", str(defaults.work_dir))),
         )

@@ -2,7 +2,10 @@
 
 Sentence 2 is synthesised while sentence 1's frames are drawn, and a segment is encoded the
 moment its frames exist, so the first picture comes long before the last word is spoken.
-The run owns a temporary folder that is removed when it ends, fails or is cancelled.
+The first segment is short, so that it is ready sooner; the rest are longer, so that the
+player has fewer joins. Encoding has its own thread: neither the engine nor a slow page
+waits for it. The run owns a temporary folder that is removed when it ends, fails or is
+cancelled.
 """
 
 from __future__ import annotations
@@ -96,18 +99,21 @@ class Run:
         engine: Engine,
         work_dir: Path,
         segment_seconds: float = 1.0,
+        first_segment_seconds: float = 0.4,
     ) -> None:
         self.face = face
         self.sentences = split_sentences(text)
         self.speaker = speaker
         self.engine = engine
         self.segment_frames = max(1, round(segment_seconds * FPS))
+        self.first_segment_frames = max(1, min(round(first_segment_seconds * FPS), self.segment_frames))
         work_dir.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
         self.stats = RunStats(engine=f"{engine.info.label} ({engine.info.device})", voice=speaker.option.label)
         self._cancel = threading.Event()
         self._utterances: queue.Queue = queue.Queue(QUEUE_SIZE)
         self._frames: queue.Queue = queue.Queue(QUEUE_SIZE * 4)
+        self._segments: queue.Queue = queue.Queue()
         self._timeline = _Timeline()
         self._started = 0.0
 
@@ -181,23 +187,38 @@ class Run:
             pass
 
     def events(self) -> Iterator[SegmentReady | RunFinished]:
-        """Segments as they are encoded, then the whole video; cleans up however it ends."""
+        """Segments as they are encoded, then the whole video; cleans up however it ends.
+
+        Each event's files stay until the run ends: copy what must outlive it.
+        """
         self._started = time.perf_counter()
         threads = [
             threading.Thread(target=self._speak, name="speech", daemon=True),
             threading.Thread(target=self._animate, name="engine", daemon=True),
+            threading.Thread(target=self._encode, name="encoder", daemon=True),
         ]
         for thread in threads:
             thread.start()
         try:
-            yield from self._encode()
+            while (event := self._get(self._segments)) is not _DONE:
+                yield event
         finally:
             self._cancel.set()
             for thread in threads:
                 thread.join(timeout=5)
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _encode(self) -> Iterator[SegmentReady | RunFinished]:
+    def _encode(self) -> None:
+        try:
+            for event in self._segments_of_frames():
+                self._put(self._segments, event)
+            self._put(self._segments, _DONE)
+        except RunCancelled:
+            return
+        except BaseException as error:
+            self._safe_put(self._segments, error)
+
+    def _segments_of_frames(self) -> Iterator[SegmentReady | RunFinished]:
         pending: list[np.ndarray] = []
         pending_count = 0
         written = 0
@@ -210,10 +231,10 @@ class Run:
             else:
                 pending.append(item)
                 pending_count += len(item)
-            while pending_count >= self.segment_frames or (finished and pending_count):
+            wanted = self.first_segment_frames if not segments else self.segment_frames
+            while pending_count >= wanted or (finished and pending_count):
                 batch = np.concatenate(pending)
-                take = batch[: self.segment_frames]
-                rest = batch[self.segment_frames :]
+                take, rest = batch[:wanted], batch[wanted:]
                 pending, pending_count = ([rest] if len(rest) else []), len(rest)
                 path = self.folder / f"segment-{len(segments):04d}.mp4"
                 encode_segment(take, audio_span(self._timeline.audio(), written, len(take)), path)
@@ -222,6 +243,7 @@ class Run:
                     self.stats.first_segment = time.perf_counter() - self._started
                 yield SegmentReady(path, len(segments) - 1, written / FPS, len(take) / FPS)
                 written += len(take)
+                wanted = self.segment_frames
         if not segments:
             raise UserFacingError("The voice produced no sound for this text. Please try other words.")
         audio = self._timeline.audio()

@@ -49,7 +49,10 @@ class Studio:
             engine = self.engines.get(engine_key or self.engines.preferred())
         except EngineUnavailable as error:
             raise UserFacingError(str(error)) from error
-        return Run(face, cleaned, speaker, engine, self.settings.work_dir, self.settings.segment_seconds)
+        return Run(
+            face, cleaned, speaker, engine, self.settings.work_dir,
+            self.settings.segment_seconds, self.settings.first_segment_seconds,
+        )
 
     def warm_up(self) -> None:
         """Load the offline voice, the landmark model and the preferred engine before the first click."""
