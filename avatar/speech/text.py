@@ -12,11 +12,26 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n+")
 _ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e.", "etc.", "no.")
 # Sentences longer than this are cut at a comma or space so the first video comes quickly.
 MAX_SENTENCE_CHARS = 240
+# Unicode categories no voice can say: control, format (zero-width, bidi overrides), surrogate,
+# private use, unassigned. Left in, some crash a voice (NUL) or hide text from the reader.
+_UNSPEAKABLE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn")
+# Piper reads "[[ ... ]]" as raw phonemes; a space between the brackets keeps such text literal.
+_PHONEME_BLOCK_MARKS = re.compile(r"\[(?=\[)|\](?=\])")
+
+
+def _speakable_characters(text: str) -> str:
+    """NFKC-folded text (fancy "𝐛𝐨𝐥𝐝" letters become plain ones) without characters no voice can say."""
+    folded = unicodedata.normalize("NFKC", text)
+    kept = "".join(ch for ch in folded if ch.isspace() or unicodedata.category(ch) not in _UNSPEAKABLE_CATEGORIES)
+    return _PHONEME_BLOCK_MARKS.sub(lambda mark: f"{mark.group()} ", kept)
 
 
 def check_text(text: str | None, max_chars: int) -> str:
-    """The text to speak with its whitespace tidied, or a `UserFacingError` saying what is wrong."""
-    cleaned = " ".join((text or "").split())
+    """The text to speak, tidied and safe for every voice, or a `UserFacingError` saying what is wrong.
+
+    Markup stays literal text: Edge's service gets it XML-escaped, Piper reads it as words.
+    """
+    cleaned = " ".join(_speakable_characters(text or "").split())
     if not cleaned:
         raise UserFacingError("Please type something for the face to say.")
     if len(cleaned) > max_chars:
