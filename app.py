@@ -10,10 +10,13 @@ import threading
 from pathlib import Path
 
 import gradio as gr
+import uvicorn
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import StreamingResponse
 
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
-from ui.talk_tab import build_talk_tab, page_head
+from ui.talk_tab import build_talk_tab
 from ui.trials_tab import build_trials_tab
 
 INTRO = """# Talking photo
@@ -35,18 +38,33 @@ def build_page(studio: Studio) -> gr.Blocks:
     return page
 
 
+def build_server(studio: Studio, page: gr.Blocks) -> FastAPI:
+    """The web server: the page, plus each run's live stream for the MSE player."""
+    server = FastAPI()
+
+    @server.get("/live/{token}")
+    def live_stream(token: str) -> StreamingResponse:
+        broadcast = studio.live_streams.get(token)
+        if broadcast is None:
+            raise HTTPException(status_code=404, detail="No such stream (it may have expired).")
+        return StreamingResponse(broadcast.read(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
+
+    return gr.mount_gradio_app(
+        server, page, path="/", allowed_paths=[str(Path(__file__).parent / "assets")], footer_links=["api"]
+    )
+
+
 def main() -> None:
     studio = Studio()
     expose_ffmpeg_tools(studio.settings.work_dir / "bin")
     threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
     page = build_page(studio)
     page.queue(default_concurrency_limit=2, max_size=32)
-    page.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        allowed_paths=[str(Path(__file__).parent / "assets")],
-        footer_links=["api"],
-        head=page_head(),
+    uvicorn.run(
+        build_server(studio, page),
+        host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        log_level="warning",
     )
 
 

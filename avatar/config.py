@@ -45,6 +45,7 @@ class Settings:
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 25_000_000
     min_face_pixels: int = 64
+    player: str = "mse"
     segment_seconds: float = 1.0
     first_segment_seconds: float = 0.4
     edge_tts_timeout: float = 4.0
@@ -66,6 +67,7 @@ class Settings:
             max_image_pixels=_env_int("AVATAR_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
             max_image_bytes=_env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
             min_face_pixels=_env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
+            player=_env_str("AVATAR_PLAYER", defaults.player).lower(),
             segment_seconds=_env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
             first_segment_seconds=_env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
             edge_tts_timeout=_env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),

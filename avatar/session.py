@@ -25,6 +25,7 @@ from avatar.config import ENGINE_SAMPLE_RATE, FPS
 from avatar.engines.base import Engine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
+from avatar.live_stream import Broadcast, LiveEncoder
 from avatar.media import AUDIO_RATE, audio_span, encode_segment, join_segments
 from avatar.speech.text import split_sentences
 from avatar.speech.voices import Speaker
@@ -100,6 +101,7 @@ class Run:
         work_dir: Path,
         segment_seconds: float = 1.0,
         first_segment_seconds: float = 0.4,
+        live: Broadcast | None = None,
     ) -> None:
         self.face = face
         self.sentences = split_sentences(text)
@@ -107,6 +109,8 @@ class Run:
         self.engine = engine
         self.segment_frames = max(1, round(segment_seconds * FPS))
         self.first_segment_frames = max(1, min(round(first_segment_seconds * FPS), self.segment_frames))
+        self.live = live
+        self._live_encoder: LiveEncoder | None = None
         work_dir.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
         self.stats = RunStats(engine=f"{engine.info.label} ({engine.info.device})", voice=speaker.option.label)
@@ -217,6 +221,16 @@ class Run:
             return
         except BaseException as error:
             self._safe_put(self._segments, error)
+        finally:
+            if self._live_encoder is not None:
+                self._live_encoder.close()
+            elif self.live is not None:
+                self.live.close()
+
+    def _stream_live(self, frames: np.ndarray, first_frame: int) -> None:
+        if self._live_encoder is None:
+            self._live_encoder = LiveEncoder(frames.shape[2], frames.shape[1], self.live)
+        self._live_encoder.write(frames, audio_span(self._timeline.audio(), first_frame, len(frames)))
 
     def _segments_of_frames(self) -> Iterator[SegmentReady | RunFinished]:
         pending: list[np.ndarray] = []
@@ -229,6 +243,8 @@ class Run:
             if item is _DONE:
                 finished = True
             else:
+                if self.live is not None:
+                    self._stream_live(item, written + pending_count)
                 pending.append(item)
                 pending_count += len(item)
             wanted = self.first_segment_frames if not segments else self.segment_frames

@@ -14,6 +14,7 @@ from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
 from avatar.images import load_photo
+from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
 from avatar.speech.text import check_text
 from avatar.speech.voices import Speaker, VoiceCatalogue
@@ -28,6 +29,7 @@ class Studio:
         self.settings = settings or Settings.from_env()
         self.voices = VoiceCatalogue(self.settings.edge_tts_timeout, use_online=self.settings.voice != "offline")
         self.engines = EngineRegistry(self.settings)
+        self.live_streams = LiveStreams()
 
     def sample_faces(self) -> list[Path]:
         return sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
@@ -49,9 +51,10 @@ class Studio:
             engine = self.engines.get(engine_key or self.engines.preferred())
         except EngineUnavailable as error:
             raise UserFacingError(str(error)) from error
+        live = self.live_streams.open() if self.settings.player == "mse" else None
         return Run(
             face, cleaned, speaker, engine, self.settings.work_dir,
-            self.settings.segment_seconds, self.settings.first_segment_seconds,
+            self.settings.segment_seconds, self.settings.first_segment_seconds, live,
         )
 
     def warm_up(self) -> None:

@@ -5,7 +5,10 @@ it in Debian's Chromium, click Generate like a person and read the page's own pl
 measures; then play a 30 s speech to its end, count stalls, and measure audio/video drift
 at every join of the HLS segments the browser received.
 
-    python bench/first_picture.py [--runs 5] [--settings 0.4/1.0 0.5/0.5 1.0/1.0 2.0/2.0 3.0/3.0]
+    python bench/first_picture.py [--runs 5] [--settings mse:0.4/1.0 hls:0.4/1.0 hls:0.5/0.5 hls:1.0/1.0 ...]
+
+A setting is player:first/later: the player (hls = Gradio's streaming gr.Video, mse = the
+app's live fragmented MP4) and the first and later segment lengths in seconds.
 
 Prints a table, writes bench/out/first_picture.json and the "## Streaming" section of
 bench/RESULTS.md.
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -85,7 +89,7 @@ def sync_report(segments: list[bytes]) -> dict[str, float]:
     behind = []
     spans: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        stream = Path(folder) / "stream.ts"
+        stream = Path(folder) / ("stream.ts" if len(segments) > 1 else "stream.mp4")
         for count in range(1, len(segments) + 1):
             stream.write_bytes(b"".join(segments[:count]))
             spans = track_spans(stream)
@@ -100,7 +104,7 @@ def sync_report(segments: list[bytes]) -> dict[str, float]:
     }
 
 
-def one_run(driver: PageDriver, text: str, received: list[bytes], play_to_end: bool) -> dict:
+def one_run(driver: PageDriver, text: str, received: list[bytes], play_to_end: bool, base_url: str) -> dict:
     received.clear()
     driver.type_text(text)
     driver.generate()
@@ -110,24 +114,45 @@ def one_run(driver: PageDriver, text: str, received: list[bytes], play_to_end: b
     if play_to_end:
         playback = driver.wait_playback_ended(timeout=300)
         result |= {"stalls": playback["stalls"], "stall_seconds": playback["stallSeconds"]}
-        result |= sync_report(list(received))
+        live = live_stream_bytes(driver, base_url)
+        result |= sync_report([live] if live is not None else list(received))
     return result
 
 
+def keep_segment(response, received: list[bytes]) -> None:
+    """Keep each HLS segment the browser fetched (the MSE stream is read back after the run)."""
+    if response.url.endswith(".ts"):
+        received.append(response.body())
+
+
+def live_stream_bytes(driver: PageDriver, base_url: str) -> bytes | None:
+    """The whole live stream of the last run, fetched again from the server, or None in HLS mode."""
+    path = driver.page.evaluate("() => document.querySelector('video[data-live-src]')?.dataset.liveSrc ?? null")
+    if path is None:
+        return None
+    with urllib.request.urlopen(base_url + path, timeout=60) as answer:
+        return answer.read()
+
+
 def measure(setting: str, runs: int, work: Path) -> dict:
-    first_seconds, seconds = (float(part) for part in setting.split("/"))
-    env = {"AVATAR_FIRST_SEGMENT_SECONDS": str(first_seconds), "AVATAR_SEGMENT_SECONDS": str(seconds)}
+    player, lengths = setting.split(":")
+    first_seconds, seconds = (float(part) for part in lengths.split("/"))
+    env = {
+        "AVATAR_PLAYER": player,
+        "AVATAR_FIRST_SEGMENT_SECONDS": str(first_seconds),
+        "AVATAR_SEGMENT_SECONDS": str(seconds),
+    }
     from playwright.sync_api import sync_playwright
 
-    with AppServer(work / setting.replace("/", "-"), env) as server, sync_playwright() as playwright:
+    with AppServer(work / setting.replace("/", "-").replace(":", "-"), env) as server, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page()
         received: list[bytes] = []
-        page.on("response", lambda response: received.append(response.body()) if response.url.endswith(".ts") else None)
+        page.on("response", lambda response: keep_segment(response, received))
         driver = PageDriver(page, server.url)
-        one_run(driver, SHORT, received, play_to_end=True)
-        firsts = [one_run(driver, SHORT, received, play_to_end=True)["first_picture"] for _ in range(runs)]
-        long_runs = [one_run(driver, LONG, received, play_to_end=True) for _ in range(max(1, runs // 2))]
+        one_run(driver, SHORT, received, True, server.url)
+        firsts = [one_run(driver, SHORT, received, True, server.url)["first_picture"] for _ in range(runs)]
+        long_runs = [one_run(driver, LONG, received, True, server.url) for _ in range(max(1, runs // 2))]
         browser.close()
     return {
         "setting": setting,
@@ -144,7 +169,8 @@ def measure(setting: str, runs: int, work: Path) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| first / later segment (s) | first picture, short text (median s) | first picture, 30 s speech (median s) "
+        "| player: first / later segment (s) | first picture, short text (median s) "
+        "| first picture, 30 s speech (median s) "
         "| stalls after start | stalled (s) | audio - video at the start (ms) | audio - video at the end (ms) "
         "| buffered audio behind video at a join, worst (ms) |",
         "|---|---|---|---|---|---|---|---|",
@@ -161,7 +187,11 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--settings", nargs="+", default=["0.4/1.0", "0.5/0.5", "1.0/1.0", "2.0/2.0", "3.0/3.0"])
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["mse:0.4/1.0", "hls:0.4/1.0", "hls:0.5/0.5", "hls:1.0/1.0", "hls:2.0/2.0", "hls:3.0/3.0"],
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M")

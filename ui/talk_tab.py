@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import gradio as gr
 
 from avatar.errors import UserFacingError
+from avatar.live_stream import MIME_TYPE
 from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
 from avatar.studio import Studio, describe
 
-PLAYBACK_SCRIPT = Path(__file__).with_name("playback.js")
+SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js")]
 
 EXAMPLE_SENTENCES = [
     "Hello there, nice to meet you.",
@@ -32,8 +34,16 @@ class TalkTab:
 
 
 def page_head() -> str:
-    """HTML for the page's <head>: the script that measures playback in the visitor's browser."""
-    return f"<script>{PLAYBACK_SCRIPT.read_text()}</script>"
+    """HTML for the page's <head>: playback measured in the visitor's browser, and the live player."""
+    return "".join(f"<script>{script.read_text()}</script>" for script in SCRIPTS)
+
+
+def live_player(path: str) -> str:
+    """A <video> that ui/live_player.js feeds from the run's live stream at `path`."""
+    return (
+        f'<video data-live-src="{html.escape(path)}" data-live-type="{html.escape(MIME_TYPE)}" '
+        'autoplay playsinline controls style="width: 100%; max-height: 512px; background: #000"></video>'
+    )
 
 
 def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
@@ -69,8 +79,13 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            video = gr.Video(label="Talking face", streaming=True, autoplay=True, interactive=False, elem_id="video")
-            gr.HTML("", elem_id="playback-stats")
+            if studio.settings.player == "mse":
+                video = gr.HTML("", elem_id="video", min_height=320)
+            else:
+                video = gr.Video(
+                    label="Talking face", streaming=True, autoplay=True, interactive=False, elem_id="video"
+                )
+            gr.HTML("", elem_id="playback-stats", head=page_head())
             download = gr.File(label="Download the MP4", interactive=False, elem_id="download")
             status = gr.Markdown(elem_id="status")
 
@@ -92,11 +107,15 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
         except UserFacingError as error:
             yield None, None, None, f"⚠️ {error}"
             return
-        yield current, None, None, f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}…"
+        working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
+        player = live_player(f"live/{current.live.token}") if current.live is not None else None
+        yield current, player, None, f"{working}…"
         try:
             for event in current.events():
                 if isinstance(event, SegmentReady):
-                    yield current, str(event.path), gr.skip(), gr.skip()
+                    ready = f"{working}: {event.start + event.duration:.1f} s of video ready…"
+                    segment = str(event.path) if current.live is None else gr.skip()
+                    yield current, segment, gr.skip(), ready
                 elif isinstance(event, RunFinished):
                     yield None, gr.skip(), str(event.video), describe(event.stats)
         except UserFacingError as error:

@@ -1,0 +1,144 @@
+"""One continuous fragmented MP4 per run, readable while it is being written.
+
+For players that append bytes straight into the browser's Media Source Extensions: one
+ffmpeg (imageio-ffmpeg's) encodes frames and audio as they arrive, cutting a fragment every
+few frames, and every byte it writes is kept in memory so that a viewer who connects late
+still gets the whole stream from its first byte. No playlist to poll and no re-muxing, so
+a fragment is playable as soon as it leaves the encoder.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from avatar.config import FPS
+from avatar.media import AUDIO_RATE, ffmpeg_exe
+
+# H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named.
+MIME_TYPE = 'video/mp4; codecs="avc1.64001f, mp4a.40.2"'
+FRAGMENT_SECONDS = 0.2
+READ_SIZE = 65536
+# How long a finished stream stays readable, for a viewer that is still catching up.
+KEEP_SECONDS = 120.0
+
+
+class Broadcast:
+    """Bytes written once and read by any number of viewers, each from the start."""
+
+    def __init__(self, token: str = "") -> None:
+        self.token = token
+        self._chunks: list[bytes] = []
+        self._condition = threading.Condition()
+        self.closed = False
+        self.closed_at = 0.0
+
+    def append(self, data: bytes) -> None:
+        with self._condition:
+            self._chunks.append(data)
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        with self._condition:
+            self.closed = True
+            self.closed_at = time.monotonic()
+            self._condition.notify_all()
+
+    def read(self, timeout: float = 30.0) -> Iterator[bytes]:
+        """Every chunk in order, waiting for new ones until the stream is closed (or `timeout` of silence)."""
+        index = 0
+        while True:
+            with self._condition:
+                if index >= len(self._chunks) and not self.closed:
+                    self._condition.wait(timeout)
+                if index >= len(self._chunks):
+                    return
+                chunks = self._chunks[index:]
+            index += len(chunks)
+            yield b"".join(chunks)
+
+
+class LiveEncoder:
+    """Frames (n, h, w, 3) uint8 and their audio in, a fragmented MP4 out into a Broadcast."""
+
+    def __init__(self, width: int, height: int, broadcast: Broadcast, sample_rate: int = AUDIO_RATE) -> None:
+        self.broadcast = broadcast
+        audio_read, audio_write = os.pipe()
+        self.process = subprocess.Popen(
+            [
+                ffmpeg_exe(), "-v", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
+                "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", f"pipe:{audio_read}",
+                "-map", "0:v", "-map", "1:a",
+                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", "20",
+                "-profile:v", "high", "-level", "3.1", "-pix_fmt", "yuv420p", "-g", str(FPS), "-bf", "0",
+                "-c:a", "aac", "-b:a", "128k",
+                "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+                "-frag_duration", str(int(FRAGMENT_SECONDS * 1e6)), "-flush_packets", "1", "pipe:1",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(audio_read,),
+        )
+        os.close(audio_read)
+        self._audio = os.fdopen(audio_write, "wb", buffering=0)
+        self._reader = threading.Thread(target=self._pump, name="live-reader", daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        while data := self.process.stdout.read1(READ_SIZE):
+            self.broadcast.append(data)
+        self.broadcast.close()
+
+    def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
+        """Add frames with exactly the audio that plays under them (audio first: it is the smaller)."""
+        assert self.process.stdin is not None
+        self._audio.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
+        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        """End the stream: the encoder writes its last fragment and the broadcast closes."""
+        for pipe in (self._audio, self.process.stdin):
+            try:
+                pipe.close()
+            except (BrokenPipeError, OSError):
+                pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._reader.join(timeout=5)
+        self.broadcast.close()
+
+
+class LiveStreams:
+    """Streams by unguessable token, so a viewer can only open a stream it was given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[str, Broadcast] = {}
+
+    def open(self) -> Broadcast:
+        broadcast = Broadcast(secrets.token_urlsafe(16))
+        with self._lock:
+            self._forget_old()
+            self._streams[broadcast.token] = broadcast
+        return broadcast
+
+    def get(self, token: str) -> Broadcast | None:
+        with self._lock:
+            return self._streams.get(token)
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, b in self._streams.items() if b.closed and now - b.closed_at > KEEP_SECONDS]:
+            del self._streams[token]
