@@ -20,7 +20,7 @@ from avatar.engines.default import mesh
 
 # Off-white of teeth in neutral light, and how much of the skin's tint they take on.
 TEETH = np.array([236.0, 230.0, 216.0])
-TEETH_SKIN_TINT = 0.18
+TEETH_SKIN_TINT = 0.3
 # Opening (pixels between the lip midpoints) at which the interior starts and is fully painted.
 OPEN_FROM, OPEN_FULL = 1.0, 4.0
 # Upper teeth: height as a share of the opening, capped by a share of the mouth width.
@@ -51,7 +51,7 @@ class MouthColours:
         lips = crop[points[:, 1], points[:, 0]].astype(np.float64).mean(axis=0)
         cheeks = np.clip(landmarks[list(mesh.CHEEKS)].round().astype(int), 0, size - 1)
         skin = crop[cheeks[:, 1], cheeks[:, 0]].astype(np.float64).mean(axis=0)
-        light = float(np.clip(skin.mean() / 170.0, 0.5, 1.05))
+        light = float(np.clip(skin.mean() / 185.0, 0.5, 0.95))
         tint = skin / max(skin.mean(), 1.0)
         teeth = TEETH * light * ((1 - TEETH_SKIN_TINT) + TEETH_SKIN_TINT * tint)
         own = _photo_teeth(crop, landmarks)
@@ -215,7 +215,7 @@ def _cover_seam(
     upper_lip, lower_lip = window.gather(2, above), window.gather(2, below)
     middle = (upper + lower) / 2
     share = torch.clamp((ys - middle) / reach + 0.5, 0.0, 1.0)[:, None]
-    seam = 1.0 - 0.35 * torch.exp(-(((ys - middle) / soft) ** 2))[:, None]
+    seam = 1.0 - 0.2 * torch.exp(-(((ys - middle) / soft) ** 2))[:, None]
     lips = (upper_lip + (lower_lip - upper_lip) * share) * seam
     band = torch.clamp((ys - upper + reach) / soft, 0.0, 1.0) * torch.clamp((lower + reach - ys) / soft, 0.0, 1.0)
     alpha = (band * closing)[:, None]

@@ -48,6 +48,8 @@ ANTICIPATION = 0.03
 # Loudness range (dB below the utterance's peak) mapped onto opening 1..0.
 LOUDNESS_RANGE_DB = 32.0
 SILENCE_DB = -40.0
+# How much of a phone's opening depends on how loud it is spoken.
+LOUDNESS_SHARE = 0.45
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,8 @@ def mouth_track(audio: np.ndarray, sample_rate: int, phones: tuple[Phone, ...], 
         targets = _phone_targets(phones, fine_times)
         targets = gaussian_filter1d(targets, sigma * 4, axis=0, mode="nearest")
         targets = targets.reshape(frames, 4, 3).mean(axis=1)
-        opening = targets[:, 0] * (0.55 + 0.45 * voiced)
+        # The viseme sets the shape; the loudness, slightly smoothed, sets how far it opens.
+        opening = targets[:, 0] * (1 - LOUDNESS_SHARE + LOUDNESS_SHARE * gaussian_filter1d(voiced, 1.0, mode="nearest"))
         spread, tuck = targets[:, 1], targets[:, 2]
     else:
         centroid = _spectral_centroid(audio, sample_rate, frames)
