@@ -267,5 +267,5 @@ class Run:
         self.stats.frames = written
         self.stats.audio_seconds = len(audio) / AUDIO_RATE
         self.stats.total = time.perf_counter() - self._started
-        self.stats.notice = self.speaker.notice
+        self.stats.notice = " ".join(part for part in (self.stats.notice, self.speaker.notice) if part)
         yield RunFinished(video, self.stats)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from avatar.config import SAMPLE_FACES_DIR, Settings
 from avatar.engines.base import EngineUnavailable
-from avatar.engines.registry import EngineRegistry
+from avatar.engines.registry import DEFAULT_KEY, EngineRegistry, Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
 from avatar.images import load_photo
@@ -41,21 +41,38 @@ class Studio:
         photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
         return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels)
 
-    def start_run(self, photo_path: str | Path | None, text: str, voice_key: str | None, engine_key: str | None) -> Run:
-        """Check everything the user gave, then set up (not yet start) a run."""
+    def start_run(
+        self,
+        photo_path: str | Path | None,
+        text: str,
+        voice_key: str | None,
+        engine_key: str | None,
+        progress: Progress | None = None,
+    ) -> Run:
+        """Check everything the user gave, then set up (not yet start) a run.
+
+        An engine that cannot load here (no GPU, no weights, no network) gives way to the
+        embedded animator, and the run's status says why.
+        """
         cleaned = check_text(text, self.settings.max_text_chars)
         face = self.read_face(photo_path)
         speaker = Speaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
         speaker.check_language(cleaned)
+        notice = ""
         try:
-            engine = self.engines.get(engine_key or self.engines.preferred())
+            engine = self.engines.get(engine_key or self.engines.preferred(), progress)
         except EngineUnavailable as error:
-            raise UserFacingError(str(error)) from error
+            if (engine_key or DEFAULT_KEY) == DEFAULT_KEY:
+                raise UserFacingError(str(error)) from error
+            notice = f"{error} The embedded photo animator was used instead."
+            engine = self.engines.get(DEFAULT_KEY)
         live = self.live_streams.open() if self.settings.player == "mse" else None
-        return Run(
+        run = Run(
             face, cleaned, speaker, engine, self.settings.work_dir,
             self.settings.segment_seconds, self.settings.first_segment_seconds, live,
         )
+        run.stats.notice = notice
+        return run
 
     def warm_up(self) -> None:
         """Load the offline voice, the landmark model and the preferred engine before the first click."""
@@ -63,7 +80,10 @@ class Studio:
         if samples:
             self.read_face(samples[0])
         Speaker(self.voices.find("offline:joe"), self.settings.edge_tts_timeout).speak("Ready.")
-        self.engines.get(self.engines.preferred())
+        try:
+            self.engines.get(self.engines.preferred())
+        except EngineUnavailable:
+            self.engines.get(DEFAULT_KEY)
 
 
 def describe(stats: RunStats) -> str:

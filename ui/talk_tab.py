@@ -75,7 +75,9 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences")
             with gr.Row():
                 voice = gr.Dropdown(voice_choices, value=studio.voices.default().key, label="Voice", info=voice_note)
-                engine = gr.Dropdown(engine_choices, value=studio.engines.preferred(), label="Engine")
+                engine = gr.Dropdown(
+                    engine_choices, value=studio.engines.preferred(), label="Engine", info=studio.engines.explain()
+                )
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -101,9 +103,13 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             return None, f"⚠️ {error}"
         return face.crop, " ".join(face.notes) or "Face found: ready to speak."
 
-    def run(photo_path: str | None, words: str, voice_key: str, engine_key: str) -> Iterator[tuple]:
+    def run(
+        photo_path: str | None, words: str, voice_key: str, engine_key: str, progress=gr.Progress()
+    ) -> Iterator[tuple]:
         try:
-            current = studio.start_run(photo_path, words, voice_key, engine_key)
+            current = studio.start_run(
+                photo_path, words, voice_key, engine_key, lambda share, what: progress(share, desc=what)
+            )
         except UserFacingError as error:
             yield None, None, None, f"⚠️ {error}"
             return

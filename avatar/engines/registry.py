@@ -1,16 +1,21 @@
-"""Which engines this machine can run, and one loaded instance of each per process."""
+"""Which engines this machine can run, which one to preselect and why, one loaded instance of each."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
 
 from avatar.config import Settings
 from avatar.engines.base import Engine, EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
 
 DEFAULT_KEY = "default"
+FLASHHEAD_KEYS = {"flashhead-lite": "lite", "flashhead-pro": "pro"}
+Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -19,34 +24,69 @@ class EngineOption:
     label: str
 
 
-def _load_default(settings: Settings, progress: Callable[[float, str], None] | None) -> Engine:
+def _load_default(settings: Settings, progress: Progress | None) -> Engine:
     return DefaultEngine(settings.device)
 
 
-_LOADERS: dict[str, Callable[[Settings, Callable[[float, str], None] | None], Engine]] = {
+def _flashhead_loader(variant: str) -> Callable[[Settings, Progress | None], Engine]:
+    def load(settings: Settings, progress: Progress | None) -> Engine:
+        from avatar.engines.flashhead.engine import FlashHeadEngine
+
+        return FlashHeadEngine.from_settings(replace(settings, flashhead_variant=variant), progress)
+
+    return load
+
+
+_LOADERS: dict[str, Callable[[Settings, Progress | None], Engine]] = {
     DEFAULT_KEY: _load_default,
+    **{key: _flashhead_loader(variant) for key, variant in FLASHHEAD_KEYS.items()},
 }
-_LABELS = {DEFAULT_KEY: "Embedded photo animator (any machine)"}
+_LABELS = {
+    DEFAULT_KEY: "Embedded photo animator (any machine)",
+    "flashhead-lite": "FlashHead Lite (neural, GPU)",
+    "flashhead-pro": "FlashHead Pro (neural, GPU)",
+}
 
 
 class EngineRegistry:
     """Loads engines on first use and keeps them; remembers why an engine could not load."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cuda_available: bool | None = None) -> None:
         self.settings = settings
+        self.cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
         self._lock = threading.Lock()
         self._engines: dict[str, Engine] = {}
         self.problems: dict[str, str] = {}
 
     def options(self) -> list[EngineOption]:
-        return [EngineOption(key, label) for key, label in _LABELS.items()]
+        """The default engine everywhere; FlashHead only where there is a CUDA GPU to run it."""
+        keys = [DEFAULT_KEY, *(FLASHHEAD_KEYS if self.cuda else ())]
+        return [EngineOption(key, _LABELS[key]) for key in keys]
 
     def preferred(self) -> str:
-        """The engine asked for by AVATAR_ENGINE, else the default."""
+        """AVATAR_ENGINE when it names an engine this machine offers; with "auto", FlashHead when
+        there is a GPU and the weights are in a local folder, else the default engine."""
+        offered = {option.key for option in self.options()}
         wanted = self.settings.engine
-        return wanted if wanted in _LOADERS else DEFAULT_KEY
+        if wanted in offered:
+            return wanted
+        local_weights = Path(self.settings.flashhead_weights).is_dir()
+        if wanted == "auto" and self.cuda and local_weights:
+            return f"flashhead-{self.settings.flashhead_variant}"
+        return DEFAULT_KEY
 
-    def get(self, key: str, progress: Callable[[float, str], None] | None = None) -> Engine:
+    def explain(self) -> str:
+        """Why the preselected engine was chosen, in the page's words."""
+        chosen = self.preferred()
+        if chosen != DEFAULT_KEY:
+            return f"{_LABELS[chosen]} preselected: a CUDA GPU is here and AVATAR_ENGINE / local weights ask for it."
+        if not self.cuda:
+            return "No CUDA GPU here, so the embedded animator runs (FlashHead needs a GPU)."
+        if self.settings.engine in FLASHHEAD_KEYS or self.settings.engine == "auto":
+            return "GPU found; FlashHead can be picked (its weights load on first use)."
+        return "The embedded animator is preselected (AVATAR_ENGINE=default)."
+
+    def get(self, key: str, progress: Progress | None = None) -> Engine:
         """The engine `key`, loading it if needed; raises `EngineUnavailable` with the reason."""
         loader = _LOADERS.get(key)
         if loader is None:
