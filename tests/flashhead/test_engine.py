@@ -111,6 +111,17 @@ def test_a_run_yields_one_frame_per_640_samples_whatever_the_sentence_lengths(en
     assert list(session.finish()) == []
 
 
+def test_warming_up_renders_a_chunk_and_leaves_sessions_unaffected(engine):
+    crop = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
+    state = engine.pipeline.start(crop, 0)
+    frames = engine.pipeline.render([state], [np.zeros(engine.pipeline.layout.new_samples, np.float32)])
+    assert frames[0].shape == (24, SIZE, SIZE, 3) and frames[0].dtype == np.uint8
+    assert state.motion.shape[2] == 2
+    engine.warm_up()
+    session = engine.start(a_face())
+    assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
+
+
 def test_an_exact_number_of_chunks_leaves_nothing_for_finish(engine):
     session = engine.start(a_face())
     assert sum(len(f) for f in session.push(speech(24 * 640))) == 24

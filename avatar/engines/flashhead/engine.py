@@ -132,8 +132,20 @@ class FlashHeadEngine(Engine):
             progress(1.0, "Loading FlashHead")
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.crop_size)
-        pipeline.optimise(device.type == "cuda" if compile_models is None else compile_models)
-        return cls(pipeline, variant)
+        compiled = device.type == "cuda" if compile_models is None else compile_models
+        pipeline.optimise(compiled)
+        engine = cls(pipeline, variant)
+        if compiled:
+            if progress is not None:
+                progress(1.0, "Compiling FlashHead (a few minutes, once per process)")
+            engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """Render one silent chunk of a grey face, so compilation happens at load and not in a user's first chunk."""
+        crop = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
+        state = self.pipeline.start(crop, self.seed)
+        self.pipeline.render([state], [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)])
 
     def start(self, face: Face) -> FlashHeadSession:
         return FlashHeadSession(self.pipeline, self.pipeline.start(face.crop, self.seed))

@@ -142,9 +142,10 @@ class FlashHeadPipeline:
         return self.colour_match(video, (mean, std))
 
     def new_frames(self, video: torch.Tensor) -> np.ndarray:
-        """The frames after the motion context as uint8 (B, n, H, W, 3) on the host."""
-        frames = video[:, :, self.layout.motion_frames :].float().add(1).mul(127.5).round().clamp(0, 255)
-        return frames.to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+        """The frames after the motion context as uint8 (B, n, H, W, 3) on the host (made contiguous on the device)."""
+        frames = video[:, :, self.layout.motion_frames :].permute(0, 2, 3, 4, 1)
+        frames = frames.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).contiguous()
+        return frames.cpu().numpy()
 
     @torch.no_grad()
     def carry_motion(self, video: torch.Tensor, states: list[SessionState]) -> None:

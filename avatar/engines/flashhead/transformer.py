@@ -55,10 +55,20 @@ def _rope_table(head_dim: int, grid: tuple[int, int, int]) -> tuple[torch.Tensor
     return torch.cos(table), torch.sin(table)
 
 
+_DEVICE_TABLES: dict[tuple[int, tuple[int, int, int], str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+@torch.compiler.disable
 def rope_tables(head_dim: int, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float32 cos/sin tables on `device`; shared by all samples of a batch (they share one grid)."""
-    cos, sin = _rope_table(head_dim, grid)
-    return cos.to(device, torch.float32), sin.to(device, torch.float32)
+    """Float32 cos/sin tables on `device`, shared by all samples of a batch (they share one grid).
+
+    Cached per device and kept out of compiled graphs, so a compiled step never rebuilds them.
+    """
+    key = (head_dim, grid, str(device))
+    if key not in _DEVICE_TABLES:
+        cos, sin = _rope_table(head_dim, grid)
+        _DEVICE_TABLES[key] = (cos.to(device, torch.float32), sin.to(device, torch.float32))
+    return _DEVICE_TABLES[key]
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
