@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import StreamingResponse
 
+from avatar.housekeeping import CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS, start_housekeeping
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
 from ui.talk_tab import build_talk_tab
@@ -28,7 +29,7 @@ the neural engine can take over.
 
 def build_page(studio: Studio) -> gr.Blocks:
     """The whole page: an introduction and one tab per task."""
-    with gr.Blocks(title="Talking photo") as page:
+    with gr.Blocks(title="Talking photo", delete_cache=(CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS)) as page:
         gr.Markdown(INTRO)
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Talk", id="talk"):
@@ -56,9 +57,12 @@ def build_server(studio: Studio, page: gr.Blocks) -> FastAPI:
 
 def main() -> None:
     studio = Studio()
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(studio.settings.work_dir / "gradio"))
+    housekeeping = start_housekeeping(studio.settings.work_dir, Path(os.environ["GRADIO_TEMP_DIR"]))
     expose_ffmpeg_tools(studio.settings.work_dir / "bin")
     threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
     page = build_page(studio)
+    housekeeping.cap.protect_existing()
     page.queue(default_concurrency_limit=2, max_size=32)
     uvicorn.run(
         build_server(studio, page),

@@ -28,6 +28,10 @@ DEFAULT_CAP_BYTES = 2_000_000_000
 SWEEP_SECONDS = 30.0
 # A result this fresh may still be downloading to its visitor's page: never evicted.
 MIN_RESULT_AGE_SECONDS = 120.0
+# Gradio's own expiry of its cache (Blocks(delete_cache=...)): how often it looks, and how long a
+# finished video stays downloadable.
+CACHE_SWEEP_SECONDS = 600
+RESULT_KEEP_SECONDS = 3600
 # A run folder untouched for this long belongs to no live run (runs write a segment a second).
 STALE_RUN_SECONDS = 1800.0
 
@@ -177,17 +181,22 @@ class Housekeeping:
 def start_housekeeping(work_dir: Path, cache_dir: Path, cap_bytes: int = DEFAULT_CAP_BYTES) -> Housekeeping:
     """Claim both folders, clear what a killed server left in them, and start the sweeper thread.
 
+    Only a folder this app has held before (it has the lock file) is cleared, so pointing
+    `AVATAR_WORK_DIR` or `GRADIO_TEMP_DIR` at a folder with other files in it loses none of them.
+
     Call before the page is built (building it puts sample pictures in the cache), then call
     `housekeeping.cap.protect_existing()` once it is built.
     """
     locks, cleared = [], []
     for folder in dict.fromkeys((work_dir, cache_dir)):
+        ours_before = (folder / LOCK_NAME).exists()
         lock = claim(folder)
         if lock is None:
             log.warning("%s is in use by another live server: left as it is", folder)
             continue
         locks.append(lock)
-        cleared += clear_leftovers(folder)
+        if ours_before:
+            cleared += clear_leftovers(folder)
     cap = DiskCap(work_dir, cache_dir, cap_bytes)
     threading.Thread(target=cap.run_forever, name="disk-sweeper", daemon=True).start()
     return Housekeeping(locks, cap, cleared)

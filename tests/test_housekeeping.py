@@ -55,6 +55,13 @@ def test_a_killed_servers_run_folders_and_cache_are_cleared_at_the_next_start(tm
     assert folder_bytes(cache) == 0
 
 
+def test_a_folder_the_app_never_held_keeps_its_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("someone else's")
+    (tmp_path / "run-old").mkdir()
+    assert start_housekeeping(tmp_path, tmp_path / "gradio").cleared == []
+    assert (tmp_path / "notes.txt").exists() and (tmp_path / "run-old").exists()
+
+
 def test_a_folder_is_held_by_one_live_process_at_a_time(tmp_path):
     first = claim(tmp_path)
     assert first is not None
