@@ -31,8 +31,22 @@ from avatar.speech.text import split_sentences
 from avatar.speech.voices import Speaker
 
 QUEUE_SIZE = 4
+# A first sentence longer than this is spoken in two parts, split at its first comma, so that
+# its opening clause (synthesised in about half the time) reaches the engine sooner.
+QUICK_START_CHARS = 24
 POLL_SECONDS = 0.1
 _DONE = object()
+
+
+def quick_start(sentences: list[str]) -> list[str]:
+    """The sentences with the first one cut after its first comma, when that leaves two real parts."""
+    if not sentences or len(sentences[0]) <= QUICK_START_CHARS:
+        return sentences
+    first = sentences[0]
+    cut = min((first.find(mark) for mark in (", ", "; ", ": ") if first.find(mark) >= 8), default=-1)
+    if cut < 0 or len(first) - cut < 8:
+        return sentences
+    return [first[: cut + 1], first[cut + 2 :], *sentences[1:]]
 
 
 class RunCancelled(Exception):
@@ -104,7 +118,7 @@ class Run:
         live: Broadcast | None = None,
     ) -> None:
         self.face = face
-        self.sentences = split_sentences(text)
+        self.sentences = quick_start(split_sentences(text))
         self.speaker = speaker
         self.engine = engine
         self.segment_frames = max(1, round(segment_seconds * FPS))

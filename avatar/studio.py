@@ -6,6 +6,7 @@ every step the page takes can be tested and reused (the trials tab, benchmarks) 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from avatar.config import SAMPLE_FACES_DIR, Settings
@@ -40,6 +41,17 @@ class Studio:
             raise UserFacingError("Please pick a sample face or upload a photo first.")
         photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
         return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels)
+
+    def preview_face(self, photo_path: str | Path | None) -> Face:
+        """The face for the page to show; the preselected engine starts preparing it meanwhile.
+
+        By the time the user presses Generate, the per-face work is usually done.
+        """
+        face = self.read_face(photo_path)
+        engine = self.engines.loaded(self.engines.preferred())
+        if engine is not None:
+            threading.Thread(target=engine.prepare, args=(face,), name="prepare-face", daemon=True).start()
+        return face
 
     def start_run(
         self,

@@ -8,7 +8,7 @@ import pytest
 from avatar.engines.default.engine import DefaultEngine
 from avatar.errors import UserFacingError
 from avatar.media import probe
-from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
+from avatar.session import Run, RunCancelled, RunFinished, SegmentReady, quick_start
 from avatar.speech.voices import OFFLINE_OPTION, Speaker
 
 
@@ -88,3 +88,11 @@ def test_frame_count_follows_the_audio_across_sentences(astronaut_face, tmp_path
     finished = events[-1]
     expected = int(np.ceil(finished.stats.audio_seconds * 25 - 1e-6))
     assert abs(finished.stats.frames - expected) <= 3
+
+
+def test_the_first_sentence_is_spoken_in_two_parts_so_the_face_starts_talking_sooner():
+    assert quick_start(["Hello there, nice to meet you.", "Bye."]) == ["Hello there,", "nice to meet you.", "Bye."]
+    assert quick_start(["Short one, really."]) == ["Short one, really."]
+    assert quick_start(["No comma in this rather long first sentence."]) == [
+        "No comma in this rather long first sentence."
+    ]

@@ -98,7 +98,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
         if not photo_path:
             return None, ""
         try:
-            face = studio.read_face(photo_path)
+            face = studio.preview_face(photo_path)
         except UserFacingError as error:
             return None, f"⚠️ {error}"
         return face.crop, " ".join(face.notes) or "Face found: ready to speak."

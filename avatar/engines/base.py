@@ -55,3 +55,10 @@ class Engine(ABC):
     @abstractmethod
     def start(self, face: Face) -> EngineSession:
         """Prepare `face` once for a run (encode it, find its rest pose)."""
+
+    def prepare(self, face: Face) -> None:
+        """Do the per-face work ahead of time (when the user picks a photo), for engines that keep it.
+
+        Engines that prepare nothing reusable leave this as it is: a run then prepares at `start`.
+        """
+        return

@@ -86,6 +86,11 @@ class EngineRegistry:
             return "GPU found; FlashHead can be picked (its weights load on first use)."
         return "The embedded animator is preselected (AVATAR_ENGINE=default)."
 
+    def loaded(self, key: str) -> Engine | None:
+        """The engine `key` if it is already loaded (never starts a load)."""
+        with self._lock:
+            return self._engines.get(key)
+
     def get(self, key: str, progress: Progress | None = None) -> Engine:
         """The engine `key`, loading it if needed; raises `EngineUnavailable` with the reason."""
         loader = _LOADERS.get(key)

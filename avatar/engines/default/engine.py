@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +29,8 @@ TUCK_PIXELS = 0.006
 BROW_LIFT = 0.012
 # Frames warped in one forward per session: enough to keep the CPU's cores busy.
 FRAMES_PER_BATCH = 8
+# Prepared faces kept for reuse (a renderer is read-only, so sessions may share one).
+PREPARED_FACES = 8
 # "crop": the 512x512 aligned face; "photo": the whole original photo with the face pasted back.
 OUTPUTS = ("crop", "photo")
 
@@ -50,9 +55,28 @@ class DefaultEngine(Engine):
         self.device = resolve_device(device)
         self.output = output
         self.info = EngineInfo(key="default", label="Embedded photo animator", device=self.device.type.upper())
+        self._prepared: OrderedDict[str, FaceRenderer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _renderer(self, face: Face) -> FaceRenderer:
+        """The face's prepared renderer: built once (about half a second on a CPU), then reused."""
+        key = hashlib.sha1(face.crop.tobytes() + face.landmarks.tobytes()).hexdigest()
+        with self._lock:
+            if key in self._prepared:
+                self._prepared.move_to_end(key)
+                return self._prepared[key]
+        renderer = FaceRenderer([face], self.device, self.output)
+        with self._lock:
+            self._prepared[key] = renderer
+            while len(self._prepared) > PREPARED_FACES:
+                self._prepared.popitem(last=False)
+        return renderer
+
+    def prepare(self, face: Face) -> None:
+        self._renderer(face)
 
     def start(self, face: Face) -> DefaultSession:
-        return DefaultSession(FaceRenderer([face], self.device, self.output), index=0)
+        return DefaultSession(self._renderer(face), index=0)
 
     def start_many(self, faces: list[Face]) -> SessionBatch:
         """Several faces speaking at once, rendered together in one forward per step (for a GPU)."""
