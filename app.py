@@ -6,6 +6,8 @@ Only page assembly lives here: the tabs are in `ui/`, all work in `avatar/`.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -25,6 +27,9 @@ Pick a face, type a sentence, press **Generate**: the face speaks it, streamed i
 Runs on any computer with the embedded photo animator; with a GPU and FlashHead weights,
 the neural engine can take over.
 """
+
+# On SIGTERM, how long open connections (visitors' live streams) may hold up the shutdown clean-up.
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 def build_page(studio: Studio) -> gr.Blocks:
@@ -64,12 +69,18 @@ def main() -> None:
     page = build_page(studio)
     housekeeping.cap.protect_existing()
     page.queue(default_concurrency_limit=2, max_size=32)
-    uvicorn.run(
-        build_server(studio, page),
-        host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-        port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        log_level="warning",
-    )
+    # uvicorn re-raises SIGTERM once it has shut down: exit normally instead, so that `finally` runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            build_server(studio, page),
+            host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+            port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+            log_level="warning",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
+    finally:
+        housekeeping.close()
 
 
 if __name__ == "__main__":

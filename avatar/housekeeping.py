@@ -177,6 +177,13 @@ class Housekeeping:
     cap: DiskCap
     cleared: list[Path]
 
+    def close(self) -> None:
+        """On a clean shutdown: empty the folders this server holds (nobody can fetch results any more)."""
+        for lock in self.locks:
+            clear_leftovers(Path(lock.name).parent)
+            lock.close()
+        self.locks = []
+
 
 def start_housekeeping(work_dir: Path, cache_dir: Path, cap_bytes: int = DEFAULT_CAP_BYTES) -> Housekeeping:
     """Claim both folders, clear what a killed server left in them, and start the sweeper thread.

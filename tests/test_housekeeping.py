@@ -62,6 +62,16 @@ def test_a_folder_the_app_never_held_keeps_its_files(tmp_path):
     assert (tmp_path / "notes.txt").exists() and (tmp_path / "run-old").exists()
 
 
+def test_a_clean_shutdown_empties_the_folders_and_frees_them(tmp_path):
+    work, cache = tmp_path / "runs", tmp_path / "gradio"
+    housekeeping = start_housekeeping(work, cache)
+    result(cache, "abc", 1000, 0)
+    (work / "bin").mkdir()
+    housekeeping.close()
+    assert folder_bytes(cache) == 0 and not (cache / "abc").exists() and (work / "bin").exists()
+    assert claim(work) is not None and claim(cache) is not None
+
+
 def test_a_folder_is_held_by_one_live_process_at_a_time(tmp_path):
     first = claim(tmp_path)
     assert first is not None
