@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import huggingface_hub.constants
 import numpy as np
@@ -79,7 +81,6 @@ def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_
             buffer = session.state.audio.samples.copy()
             expected = frame_windows(pipeline.audio.encode(buffer[None], frames=200), 167, 200)
             motions.append((session.state.motion.clone(), expected))
-        motions.append((session.state.motion.clone(), None))
     finally:
         pipeline.denoiser = spy.model
 
@@ -90,15 +91,17 @@ def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_
     assert [round(float(t[0])) for _, t, _ in spy.calls[:4]] == [1000, 938, 833, 625]
     # The buffer ends with exactly the audio pushed so far (silence before it for the first chunks).
     assert np.array_equal(session.state.audio.samples[-utterance.audio.size :], utterance.audio)
+    # A chunk's frames come out after its motion re-encode was started, so at each yield the state
+    # already holds the motion that the next chunk is pinned to.
     for chunk in range(3):
-        pinned_before = first_motion if chunk == 0 else motions[chunk][0]
+        pinned_before = first_motion if chunk == 0 else motions[chunk - 1][0]
         for step in range(4):
             x = spy.calls[4 * chunk + step][0]
             assert torch.equal(x[:, :, : pinned_before.shape[2]], pinned_before)
         torch.testing.assert_close(spy.calls[4 * chunk][2], motions[chunk][1])
         # After each chunk the motion is two fresh latent frames (9 video frames re-encoded).
-        assert motions[chunk + 1][0].shape == (1, 8, 2, 2, 2)
-        assert not torch.equal(motions[chunk + 1][0], pinned_before[:, :, : motions[chunk + 1][0].shape[2]])
+        assert motions[chunk][0].shape == (1, 8, 2, 2, 2)
+        assert not torch.equal(motions[chunk][0], pinned_before[:, :, : motions[chunk][0].shape[2]])
 
 
 def test_a_run_yields_one_frame_per_640_samples_whatever_the_sentence_lengths(engine):
@@ -171,3 +174,62 @@ def test_a_checkpoint_with_a_missing_or_extra_tensor_is_refused(tmp_path):
     save_file(weights, folder / "diffusion_pytorch_model.safetensors")
     with pytest.raises(EngineUnavailable, match=r"missing \['blocks.0.ffn.0.bias'\], unexpected \['blocks.0.extra'\]"):
         load_strict(WanModelAudioProject, folder)
+
+
+def test_sessions_on_many_threads_render_one_at_a_time_on_the_engine_thread(engine):
+    pipeline = engine.pipeline
+    render = pipeline.render
+    seen, busy, overlaps = set(), [0], []
+    guard = threading.Lock()
+
+    def watched(states, chunks):
+        with guard:
+            busy[0] += 1
+            overlaps.append(busy[0])
+            seen.add(threading.current_thread().name)
+        try:
+            return render(states, chunks)
+        finally:
+            with guard:
+                busy[0] -= 1
+
+    def speak(seed: int) -> int:
+        session = engine.start(a_face())
+        return sum(len(f) for f in session.push(speech(2 * 24 * 640, seed=seed)))
+
+    pipeline.render = watched
+    try:
+        with ThreadPoolExecutor(max_workers=3) as visitors:
+            counts = list(visitors.map(speak, range(3)))
+    finally:
+        del pipeline.render
+    assert counts == [48, 48, 48]
+    assert len(overlaps) == 6 and max(overlaps) == 1
+    assert len(seen) == 1 and next(iter(seen)).startswith("flashhead-gpu")
+
+
+def test_a_batch_renders_every_session_in_one_forward_and_matches_single_sessions(engine):
+    pipeline = engine.pipeline
+    spy = Spy(pipeline.denoiser)
+    pipeline.denoiser = spy
+    try:
+        batch = engine.start_many([a_face(), a_face()])
+        short, long = speech(24 * 640 + 100, seed=1), speech(2 * 24 * 640 + 700, seed=2)
+        pushed = list(batch.push([short, long]))
+        finished = list(batch.finish())
+    finally:
+        pipeline.denoiser = spy.model
+    assert [[len(f) for f in chunk] for chunk in pushed] == [[24, 24]]
+    assert [[len(f) for f in chunk] for chunk in finished] == [[1, 24], [0, 2]]
+    assert all(x.shape[0] == 2 for x, _, _ in spy.calls) and len(spy.calls) == 12
+    single = engine.start(a_face())
+    alone = np.concatenate([*single.push(long), *single.finish()])
+    together = np.concatenate([chunk[1] for chunk in pushed + finished])
+    assert alone.shape == together.shape == (math.ceil(long.audio.size / 640), SIZE, SIZE, 3)
+    assert np.abs(alone.astype(int) - together.astype(int)).max() <= 1
+
+
+def test_a_batch_needs_one_utterance_per_session(engine):
+    batch = engine.start_many([a_face(), a_face()])
+    with pytest.raises(ValueError, match="2 sessions need 2 utterances, not 1"):
+        list(batch.push([speech(640)]))

@@ -7,8 +7,10 @@ arrived, and `finish` pads the last chunk with silence and trims the frames nobo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ from avatar.engines.flashhead.weights import (
 )
 from avatar.faces import Face
 from avatar.speech.utterance import Utterance
+
+T = TypeVar("T")
 
 
 def choose_device(setting: str, allow_cpu: bool) -> torch.device:
@@ -60,44 +64,84 @@ def load_pipeline(
     return FlashHeadPipeline(transformer.to(device=device, dtype=dtype), codec, audio, device, dtype, size)
 
 
+class FlashHeadBatch:
+    """Several faces speaking at once: one forward pass renders every session's chunk.
+
+    Sessions advance in step: a chunk is rendered when every session has a chunk's worth of audio.
+    `finish` pads with silence and trims each session to ceil(samples / 640) frames in all, so a
+    session that has finished gets empty arrays while the others catch up.
+    """
+
+    def __init__(self, engine: FlashHeadEngine, states: list[SessionState]) -> None:
+        self.engine = engine
+        self.states = states
+        self.pending = [np.zeros(0, dtype=np.float32) for _ in states]
+        self.samples_in = [0] * len(states)
+        self.frames_out = [0] * len(states)
+
+    def _render(self, chunks: list[np.ndarray], keep: list[int]) -> list[np.ndarray]:
+        frames = self.engine.run(self.engine.pipeline.render, self.states, chunks)
+        kept = [out[:n] for out, n in zip(frames, keep, strict=True)]
+        for index, out in enumerate(kept):
+            self.frames_out[index] += len(out)
+        return kept
+
+    def _take(self, index: int) -> np.ndarray:
+        """The next chunk of session `index`'s audio, padded with silence."""
+        step = self.engine.pipeline.layout.new_samples
+        chunk = np.zeros(step, dtype=np.float32)
+        head = self.pending[index][:step]
+        chunk[: len(head)] = head
+        self.pending[index] = self.pending[index][step:]
+        return chunk
+
+    def push(self, utterances: list[Utterance]) -> Iterator[list[np.ndarray]]:
+        """Add one utterance per session (in `start_many` order); yield each rendered chunk's frames per session."""
+        if len(utterances) != len(self.states):
+            raise ValueError(f"{len(self.states)} sessions need {len(self.states)} utterances, not {len(utterances)}")
+        for index, utterance in enumerate(utterances):
+            audio = utterance.resampled(ENGINE_SAMPLE_RATE).audio.astype(np.float32)
+            self.pending[index] = np.concatenate([self.pending[index], audio])
+            self.samples_in[index] += len(audio)
+        layout = self.engine.pipeline.layout
+        while min(len(pending) for pending in self.pending) >= layout.new_samples:
+            chunks = [self._take(index) for index in range(len(self.states))]
+            yield self._render(chunks, [layout.new_frames] * len(self.states))
+
+    def owed(self) -> list[int]:
+        """Frames each session still owes for the audio pushed so far."""
+        return [
+            max(0, math.ceil(samples / SAMPLES_PER_FRAME) - out)
+            for samples, out in zip(self.samples_in, self.frames_out, strict=True)
+        ]
+
+    def finish(self) -> Iterator[list[np.ndarray]]:
+        """The frames still owed, chunk by chunk, until every session has all of its frames."""
+        new_frames = self.engine.pipeline.layout.new_frames
+        while any(self.owed()):
+            keep = [min(n, new_frames) for n in self.owed()]
+            chunks = [self._take(index) for index in range(len(self.states))]
+            yield self._render(chunks, keep)
+        self.pending = [np.zeros(0, dtype=np.float32) for _ in self.states]
+
+
 class FlashHeadSession(EngineSession):
-    """One face speaking: audio waits until a whole chunk is there, then that chunk's frames come out."""
+    """One face speaking: a batch of one; audio waits until a whole chunk is there, then its frames come out."""
 
-    def __init__(self, pipeline: FlashHeadPipeline, state: SessionState) -> None:
-        self.pipeline = pipeline
-        self.state = state
-        self.pending = np.zeros(0, dtype=np.float32)
-        self.samples_in = 0
-        self.frames_out = 0
+    def __init__(self, batch: FlashHeadBatch) -> None:
+        self.batch = batch
 
-    def _render(self, chunk: np.ndarray, keep: int) -> Iterator[np.ndarray]:
-        """Render one chunk, hand its first `keep` new frames out, then carry the motion on."""
-        pipeline, states = self.pipeline, [self.state]
-        states[0].audio.append(chunk)
-        with torch.no_grad():
-            video = pipeline.decode(pipeline.denoise(states, pipeline.audio_context(states)), states)
-            frames = pipeline.new_frames(video)[0][:keep]
-            self.frames_out += len(frames)
-            yield frames
-            pipeline.carry_motion(video, states)
+    @property
+    def state(self) -> SessionState:
+        return self.batch.states[0]
 
     def push(self, utterance: Utterance) -> Iterator[np.ndarray]:
-        audio = utterance.resampled(ENGINE_SAMPLE_RATE).audio.astype(np.float32)
-        self.pending = np.concatenate([self.pending, audio])
-        self.samples_in += len(audio)
-        step = self.pipeline.layout.new_samples
-        while len(self.pending) >= step:
-            chunk, self.pending = self.pending[:step], self.pending[step:]
-            yield from self._render(chunk, self.pipeline.layout.new_frames)
+        for frames in self.batch.push([utterance]):
+            yield frames[0]
 
     def finish(self) -> Iterator[np.ndarray]:
-        owed = math.ceil(self.samples_in / SAMPLES_PER_FRAME) - self.frames_out
-        if owed <= 0:
-            return
-        chunk = np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)
-        chunk[: len(self.pending)] = self.pending
-        self.pending = np.zeros(0, dtype=np.float32)
-        yield from self._render(chunk, owed)
+        for frames in self.batch.finish():
+            yield frames[0]
 
 
 class FlashHeadEngine(Engine):
@@ -106,6 +150,10 @@ class FlashHeadEngine(Engine):
     def __init__(self, pipeline: FlashHeadPipeline, variant: str, seed: int = 0) -> None:
         self.pipeline = pipeline
         self.seed = seed
+        # Every pipeline call runs on this one thread: Gradio serves each visitor from its own thread,
+        # while CUDA graphs (torch.compile "reduce-overhead") are recorded per thread and must not be
+        # replayed by two threads at once. One thread also keeps one chunk in flight at a time.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashhead-gpu")
         self.info = EngineInfo(
             key=f"flashhead-{variant}", label=f"FlashHead {variant.capitalize()}", device=str(pipeline.device)
         )
@@ -133,19 +181,32 @@ class FlashHeadEngine(Engine):
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.crop_size)
         compiled = device.type == "cuda" if compile_models is None else compile_models
-        pipeline.optimise(compiled)
         engine = cls(pipeline, variant)
-        if compiled:
-            if progress is not None:
-                progress(1.0, "Compiling FlashHead (a few minutes, once per process)")
-            engine.warm_up()
+        if progress is not None and compiled:
+            progress(1.0, "Compiling FlashHead (a few minutes, once per process)")
+        engine.optimise(compiled)
         return engine
 
-    def warm_up(self) -> None:
-        """Render one silent chunk of a grey face, so compilation happens at load and not in a user's first chunk."""
+    def optimise(self, compiled: bool) -> None:
+        """Fuse, compile (with CUDA graphs on a GPU) and warm up, so compilation happens at load."""
+        self.pipeline.optimise(compiled, cuda_graphs=compiled and self.pipeline.device.type == "cuda")
+        if compiled:
+            self.warm_up()
+
+    def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
+        return self.worker.submit(fn, *args).result()
+
+    def warm_up(self, batch: int = 1) -> None:
+        """Render one silent chunk of `batch` grey faces, so compilation for that batch size happens now."""
         crop = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
-        state = self.pipeline.start(crop, self.seed)
-        self.pipeline.render([state], [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)])
+        states = [self.run(self.pipeline.start, crop, self.seed) for _ in range(batch)]
+        silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * batch
+        self.run(self.pipeline.render, states, silence)
 
     def start(self, face: Face) -> FlashHeadSession:
-        return FlashHeadSession(self.pipeline, self.pipeline.start(face.crop, self.seed))
+        return FlashHeadSession(self.start_many([face]))
+
+    def start_many(self, faces: list[Face]) -> FlashHeadBatch:
+        """Prepare several faces to speak together; their chunks share every forward pass."""
+        return FlashHeadBatch(self, [self.run(self.pipeline.start, face.crop, self.seed) for face in faces])

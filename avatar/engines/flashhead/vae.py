@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import load_file
 
 from avatar.engines.flashhead.weights import load_strict
@@ -22,7 +23,13 @@ class LtxCodec:
 
     def __init__(self, vae: AutoencoderKLLTXVideo) -> None:
         self.vae = vae.eval().requires_grad_(False)
+        self.encoder = self.vae._encode
         self.decoder = self.vae.decode
+
+    def compile(self) -> None:
+        """Compile encoder and decoder (fixed shapes): the motion re-encode runs every chunk, so both pay off."""
+        self.encoder = torch.compile(self.vae._encode, dynamic=False)
+        self.decoder = torch.compile(self.vae.decode, dynamic=False)
 
     @classmethod
     def from_folder(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> LtxCodec:
@@ -38,8 +45,11 @@ class LtxCodec:
     def encode(
         self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
     ) -> torch.Tensor:
-        """Sample the posterior (as the published wrapper does) and normalise per channel."""
-        latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.sample(generator)
+        """Sample the posterior (as the published wrapper does) and normalise per channel.
+
+        Goes through `_encode` (moments as one tensor) so the compiled part has a plain tensor output.
+        """
+        latents = DiagonalGaussianDistribution(self.encoder(video.to(self.vae.dtype))).sample(generator)
         mean, std = self._stats(latents)
         return (latents - mean) / std
 
@@ -55,6 +65,10 @@ class WanCodec:
     def __init__(self, vae: AutoencoderKLWan) -> None:
         self.vae = vae.eval().requires_grad_(False)
         self.decoder = self.vae.decode
+
+    def compile(self) -> None:
+        """Compile the decoder only: the encoder's per-frame cache loop would recompile for every clip length."""
+        self.decoder = torch.compile(self.vae.decode, dynamic=False)
 
     @classmethod
     def from_file(cls, path: Path, device: torch.device, dtype: torch.dtype) -> WanCodec:
