@@ -15,6 +15,7 @@ from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import load_file
 
+from avatar.engines.base import EngineUnavailable
 from avatar.engines.flashhead.weights import load_strict
 
 
@@ -81,6 +82,14 @@ class WanCodec:
         base_dim = state["encoder.conv_in.weight"].shape[0]
         z_dim = state["post_quant_conv.weight"].shape[0]
         vae = AutoencoderKLWan(base_dim=base_dim, z_dim=z_dim)
+        expected = vae.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise EngineUnavailable(
+                f"The Wan VAE in '{path}' does not fit AutoencoderKLWan: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}. Download it again."
+            )
         vae.load_state_dict(state, strict=True)
         return cls(vae.to(device=device, dtype=dtype))
 
