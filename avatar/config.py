@@ -47,6 +47,8 @@ class Settings:
     min_face_pixels: int = 64
     player: str = "mse"
     segment_seconds: float = 1.0
+    runs_at_once: int = 2
+    max_waiting: int = 16
     first_segment_seconds: float = 0.4
     edge_tts_timeout: float = 4.0
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "talking-photo")
@@ -69,6 +71,8 @@ class Settings:
             min_face_pixels=_env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
             player=_env_str("AVATAR_PLAYER", defaults.player).lower(),
             segment_seconds=_env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
+            runs_at_once=_env_int("AVATAR_RUNS_AT_ONCE", defaults.runs_at_once),
+            max_waiting=_env_int("AVATAR_MAX_WAITING", defaults.max_waiting),
             first_segment_seconds=_env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
             edge_tts_timeout=_env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),
             work_dir=Path(_env_str("AVATAR_WORK_DIR", str(defaults.work_dir))),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from avatar.config import SAMPLE_FACES_DIR, Settings
 from avatar.engines.base import EngineUnavailable
-from avatar.engines.registry import DEFAULT_KEY, EngineRegistry, Progress
+from avatar.engines.registry import DEFAULT_KEY, FLASHHEAD_KEYS, EngineRegistry, Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
 from avatar.images import load_photo
@@ -19,6 +19,7 @@ from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
 from avatar.speech.text import check_text
 from avatar.speech.voices import Speaker, VoiceCatalogue
+from avatar.waiting_line import WaitingLine
 
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -31,6 +32,11 @@ class Studio:
         self.voices = VoiceCatalogue(self.settings.edge_tts_timeout, use_online=self.settings.voice != "offline")
         self.engines = EngineRegistry(self.settings)
         self.live_streams = LiveStreams()
+        self.line = WaitingLine(
+            default_slots=self.settings.runs_at_once,
+            max_waiting=self.settings.max_waiting,
+            slots={key: 1 for key in FLASHHEAD_KEYS},
+        )
 
     def sample_faces(self) -> list[Path]:
         return sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)

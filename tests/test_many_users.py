@@ -118,27 +118,38 @@ def test_two_visitors_get_their_own_videos_and_one_stop_does_not_stop_the_other(
     assert alice_video.parent not in bob_segments
 
 
-def test_more_visitors_than_slots_all_get_their_video_in_turn(server):
-    results: dict[int, str] = {}
-    ranks: list[int] = []
+def test_more_visitors_than_slots_all_get_their_video_in_turn_and_are_told_their_number(server):
+    results: dict[int, list[tuple]] = {}
 
     def visitor(index: int) -> None:
         client = Client(server.url, verbose=False, download_files=False)
         job = client.submit(handle_file(str(ASTRONAUT)), SHORT, "offline:joe", "default", api_name="/run")
-        while not job.done():
-            rank = job.status().rank
-            if rank is not None:
-                ranks.append(rank)
-            time.sleep(0.05)
-        results[index] = job.outputs()[-1][-1]
+        results[index] = [tuple(update) for update in job]
 
     visitors = [threading.Thread(target=visitor, args=(i,)) for i in range(5)]
     for thread in visitors:
         thread.start()
     for thread in visitors:
         thread.join(240)
-    assert len(results) == 5 and all("Spoken by" in status for status in results.values()), results
-    assert any(rank >= 1 for rank in ranks), "nobody was ever told their place in line"
+    assert len(results) == 5 and all("Spoken by" in updates[-1][-1] for updates in results.values()), results
+    told = [status for updates in results.values() for *_, status in updates if "you are number" in str(status)]
+    assert told, "nobody was told their place in line"
+
+
+def test_when_the_line_is_full_a_visitor_is_told_the_demo_is_busy(tmp_path):
+    settings = {"AVATAR_RUNS_AT_ONCE": "1", "AVATAR_MAX_WAITING": "1"}
+    with AppServer(tmp_path / "busy", settings) as busy:
+        first = Client(busy.url, verbose=False, download_files=False)
+        running = first.submit(handle_file(str(ASTRONAUT)), LONG, "offline:joe", "default", api_name="/run")
+        assert wait_until(lambda: len(running.outputs()) >= 1, 60)
+        second = Client(busy.url, verbose=False, download_files=False)
+        waiting = second.submit(handle_file(str(ASTRONAUT)), SHORT, "offline:joe", "default", api_name="/run")
+        assert wait_until(lambda: any("number 1 in line" in str(u[-1]) for u in waiting.outputs()), 60)
+        third = Client(busy.url, verbose=False, download_files=False)
+        refused = third.predict(handle_file(str(ASTRONAUT)), SHORT, "offline:joe", "default", api_name="/run")
+        assert "busy" in refused[-1] and "try again" in refused[-1]
+        first.predict(api_name="/stop_run")
+        assert "Spoken by" in [tuple(update) for update in waiting][-1][-1]
 
 
 def test_the_work_folder_is_empty_once_runs_end(server):

@@ -54,7 +54,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     problem = studio.voices.online_problem
     voice_note = f"Offline voice in use: {problem}." if problem else "Online voices available."
 
-    run_state = gr.State(None)
+    run_state = gr.State(None, delete_callback=lambda current: current.cancel() if current else None)
     with gr.Row():
         with gr.Column(scale=1):
             gallery = gr.Gallery(
@@ -107,12 +107,18 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
         photo_path: str | None, words: str, voice_key: str, engine_key: str, progress=gr.Progress()
     ) -> Iterator[tuple]:
         try:
-            current = studio.start_run(
-                photo_path, words, voice_key, engine_key, lambda share, what: progress(share, desc=what)
-            )
+            with studio.line.place(engine_key or studio.engines.preferred()) as place:
+                for number in place.wait():
+                    waiting = f"Busy: you are number {number} in line; your video starts by itself…"
+                    yield gr.skip(), gr.skip(), gr.skip(), waiting
+                yield from run_now(photo_path, words, voice_key, engine_key, progress)
         except UserFacingError as error:
             yield None, None, None, f"⚠️ {error}"
-            return
+
+    def run_now(photo_path: str | None, words: str, voice_key: str, engine_key: str, progress) -> Iterator[tuple]:
+        current = studio.start_run(
+            photo_path, words, voice_key, engine_key, lambda share, what: progress(share, desc=what)
+        )
         working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
         player = live_player(f"live/{current.live.token}") if current.live is not None else None
         yield current, player, None, f"{working}…"
@@ -124,8 +130,6 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                     yield current, segment, gr.skip(), ready
                 elif isinstance(event, RunFinished):
                     yield None, gr.skip(), str(event.video), describe(event.stats)
-        except UserFacingError as error:
-            yield None, gr.skip(), None, f"⚠️ {error}"
         except RunCancelled:
             yield None, gr.skip(), None, "Stopped."
 
@@ -138,8 +142,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     photo.change(show_crop, photo, [crop, face_note])
     page.load(show_crop, photo, [crop, face_note])
     generation = generate.click(
-        run, [photo, text, voice, engine], [run_state, video, download, status],
-        concurrency_limit=2, concurrency_id="generate",
+        run, [photo, text, voice, engine], [run_state, video, download, status], concurrency_limit=None
     )
     stop.click(stop_run, run_state, [run_state, status], cancels=[generation])
     return TalkTab(photo=photo, text=text, voice=voice)
