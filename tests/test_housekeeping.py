@@ -121,35 +121,6 @@ def test_a_run_folder_nobody_wrote_to_for_long_is_removed(tmp_path):
     assert removed == [stale] and live.exists()
 
 
-def test_on_gpu_is_the_function_itself_without_the_spaces_package(monkeypatch):
-    import avatar.gpu as gpu
-
-    monkeypatch.setattr(gpu, "spaces", None)
-
-    def frames(n: int) -> list[int]:
-        return list(range(n))
-
-    assert gpu.on_gpu(frames) is frames
-    assert gpu.on_gpu(duration=30)(frames) is frames
-
-
-def test_on_gpu_hands_the_function_to_spaces_gpu_when_the_package_is_there(monkeypatch):
-    import avatar.gpu as gpu
-
-    calls = []
-
-    class FakeSpaces:
-        @staticmethod
-        def GPU(function, duration):  # noqa: N802 - the real package's name
-            calls.append(duration)
-            return lambda *args: ("on gpu", function(*args))
-
-    monkeypatch.setattr(gpu, "spaces", FakeSpaces)
-    assert gpu.on_gpu(duration=30)(lambda n: n * 2)(21) == ("on gpu", 42)
-    assert gpu.on_gpu(lambda: 1)() == ("on gpu", 1)
-    assert calls == [30, gpu.DEFAULT_GPU_SECONDS]
-
-
 @pytest.fixture(autouse=True)
 def _in_repo_root(monkeypatch):
     """The subprocesses import `avatar` from the repository root."""
