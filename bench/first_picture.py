@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -178,13 +180,14 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         lines.append(
             f"| {row['setting']} | {row['first_picture_median_s']:.2f} | {row['long_first_picture_median_s']:.2f} "
-            f"| {row['stalls_after_start']} | {row['stall_seconds']:.2f} | {row['start_offset_ms']:.0f} "
-            f"| {row['end_offset_ms']:.0f} | {row['audio_behind_at_join_ms']:.0f} |"
+            f"| {row['stalls_after_start']} | {row['stall_seconds']:.2f} | {round(row['start_offset_ms'])} "
+            f"| {round(row['end_offset_ms'])} | {round(row['audio_behind_at_join_ms'])} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
@@ -195,16 +198,20 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(setting, args.runs, Path(folder)) for setting in args.settings]
+    load_after = os.getloadavg()[0]
     text = table(rows)
     print(text)
     command = "python bench/first_picture.py " + " ".join(sys.argv[1:])
-    (OUT / "first_picture.json").write_text(json.dumps({"date": started, "command": command, "rows": rows}, indent=1))
+    record = {"date": started, "command": command, "load_average": [load_before, load_after], "rows": rows}
+    (OUT / "first_picture.json").write_text(json.dumps(record, indent=1))
     write_section(
         "Streaming",
         f"Measured {started} on this project's 2-core CPU machine (no GPU), offline voice, default engine, "
-        f"512x512, Chromium {chromium_version()}, with `{command}`; medians of {args.runs} runs.\n\n{text}",
+        f"512x512, Chromium {chromium_version()}, with `{command}`; medians of {args.runs} runs. "
+        f"Load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} on 2 cores.\n\n{text}",
     )
 
 
