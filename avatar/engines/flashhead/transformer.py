@@ -99,8 +99,8 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) ->
     return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
 
 
-class SelfAttention(nn.Module):
-    """Self-attention over all tokens of a chunk with 3D rotary positions."""
+class _Attention(nn.Module):
+    """The parameters both attentions share, named as in the checkpoint: q, k, v, o, norm_q, norm_k."""
 
     def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -111,6 +111,13 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = RMSNorm(dim, eps=eps)
         self.norm_k = RMSNorm(dim, eps=eps)
+
+
+class SelfAttention(_Attention):
+    """Self-attention over all tokens of a chunk with 3D rotary positions."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
+        super().__init__(dim, num_heads, eps)
         self.qkv: nn.Linear | None = None
 
     def fuse_qkv(self) -> None:
@@ -134,18 +141,8 @@ class SelfAttention(nn.Module):
         return self.o(_attention(q, k, v, heads))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Attention):
     """Each latent frame's tokens attend to that frame's audio tokens only."""
-
-    def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps=eps)
-        self.norm_k = RMSNorm(dim, eps=eps)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         q = self.norm_q(self.q(x))

@@ -7,6 +7,8 @@ Videos are (B, 3, T, H, W) in [-1, 1]; latents are (B, C, f, h, w), normalised a
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,7 +21,35 @@ from avatar.engines.base import EngineUnavailable
 from avatar.engines.flashhead.weights import load_strict
 
 
-class LtxCodec:
+class _Codec(ABC):
+    """What both VAEs share: latents normalised per channel around diffusers' encode and decode."""
+
+    vae: AutoencoderKLLTXVideo | AutoencoderKLWan
+    decoder: Callable
+
+    @abstractmethod
+    def _stats(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel mean and std, shaped to broadcast over (B, C, f, h, w)."""
+
+    @abstractmethod
+    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        """Raw latents of `video`, as the published wrapper of this VAE takes them."""
+
+    @torch.no_grad()
+    def encode(
+        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        latents = self._latents(video, generator)
+        mean, std = self._stats(latents)
+        return (latents - mean) / std
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        mean, std = self._stats(latents)
+        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+
+
+class LtxCodec(_Codec):
     """LTX-Video VAE: 8x temporal, 32x spatial, 128 channels; latents normalised by mean/std of means."""
 
     def __init__(self, vae: AutoencoderKLLTXVideo) -> None:
@@ -42,25 +72,15 @@ class LtxCodec:
         shape = (1, -1, 1, 1, 1)
         return self.vae.latents_mean.view(shape).to(latents), self.vae.latents_std.view(shape).to(latents)
 
-    @torch.no_grad()
-    def encode(
-        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
-    ) -> torch.Tensor:
-        """Sample the posterior (as the published wrapper does) and normalise per channel.
+    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        """A sample of the posterior (as the published wrapper does).
 
         Goes through `_encode` (moments as one tensor) so the compiled part has a plain tensor output.
         """
-        latents = DiagonalGaussianDistribution(self.encoder(video.to(self.vae.dtype))).sample(generator)
-        mean, std = self._stats(latents)
-        return (latents - mean) / std
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        mean, std = self._stats(latents)
-        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+        return DiagonalGaussianDistribution(self.encoder(video.to(self.vae.dtype))).sample(generator)
 
 
-class WanCodec:
+class WanCodec(_Codec):
     """Wan 2.1 VAE: 4x temporal, 8x spatial, 16 channels; latents normalised by the VAE's stored statistics."""
 
     def __init__(self, vae: AutoencoderKLWan) -> None:
@@ -99,16 +119,6 @@ class WanCodec:
         std = torch.tensor(self.vae.config.latents_std).view(shape).to(latents)
         return mean, std
 
-    @torch.no_grad()
-    def encode(
-        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
-    ) -> torch.Tensor:
-        """The posterior mean (as the published Wan wrapper uses), normalised per channel."""
-        latents = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
-        mean, std = self._stats(latents)
-        return (latents - mean) / std
-
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        mean, std = self._stats(latents)
-        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        """The posterior mean (as the published Wan wrapper uses)."""
+        return self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
