@@ -1,4 +1,4 @@
-"""What a user can rely on from the embedded default engine, checked on the bundled astronaut photo."""
+"""What a user can rely on from the embedded default engine, checked on the bundled photos."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.engines.default import mesh
 from avatar.engines.default.engine import DefaultEngine, Motion
-from avatar.engines.default.mouth_shapes import mouth_track
+from avatar.engines.default.idle_motion import IdleTrack
+from avatar.engines.default.mouth_shapes import VISEMES, MouthTrack, mouth_track
 from avatar.engines.default.warp import ACTIONS
-from avatar.faces import Face
+from avatar.faces import Face, read_face
 from avatar.speech.utterance import Phone, Utterance
+from tests.helpers import GRACE_HOPPER, photo
 
 
 def _speech(seconds: float, silent_from: float | None = None) -> Utterance:
@@ -37,6 +39,12 @@ def _mouth_box(face: Face) -> tuple[slice, slice]:
     points = face.landmarks[list(mesh.OUTER_UPPER_LIP + mesh.OUTER_LOWER_LIP)]
     (x0, y0), (x1, y1) = points.min(axis=0).astype(int), points.max(axis=0).astype(int)
     return slice(y0 - 6, y1 + 6), slice(x0 - 6, x1 + 6)
+
+
+@pytest.fixture(scope="module")
+def grace_face() -> Face:
+    """A photo with closed lips: the engine paints the teeth itself."""
+    return read_face(photo(GRACE_HOPPER))
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +138,66 @@ def test_several_faces_render_together_like_one_by_one(astronaut_face: Face) -> 
     )
     assert together.shape[:2] == (2, len(alone))
     assert np.abs(together[0].astype(np.int16) - alone).max() <= 1
+
+
+def _still_shape(face: Face, viseme: str) -> np.ndarray:
+    """One frame of `face` holding a viseme from the engine's table, head still, eyes open."""
+    session = DefaultEngine("cpu").start(face)
+    opening, spread, tuck = VISEMES[viseme]
+    track = MouthTrack(*(np.array([value], np.float32) for value in (opening, spread, tuck, 1.0)))
+    zero = np.zeros(1, np.float32)
+    motion = session.renderer.weights(0, track, IdleTrack(zero, zero, zero, zero, zero))
+    return session.renderer.render(np.zeros(1, int), motion)[0].numpy()
+
+
+def _between_the_lips(face: Face, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the rest photo's opening between the inner lips, over the middle `share` of the mouth."""
+    upper, lower = face.landmarks[list(mesh.INNER_UPPER_LIP)], face.landmarks[list(mesh.INNER_LOWER_LIP)]
+    left, right = upper[0, 0], upper[-1, 0]
+    half = (right - left) * share / 2
+    columns = np.arange(int((left + right) / 2 - half), int((left + right) / 2 + half))
+    top = np.interp(columns, upper[:, 0], upper[:, 1])
+    bottom = np.interp(columns, lower[:, 0], lower[:, 1])
+    return columns, np.stack([top, bottom], 1)
+
+
+def test_a_smile_showing_teeth_closes_in_silence_with_no_teeth_left_between_the_lips(
+    talking: np.ndarray, astronaut_face: Face
+) -> None:
+    columns, rows = _between_the_lips(astronaut_face, 0.6)
+    mid = rows.mean(axis=1).round().astype(int)
+    rest_teeth = astronaut_face.crop[mid, columns].astype(np.float32).min(axis=1).mean()
+    # In silence the lips meet about half-way up the old opening: nothing there is as white as teeth.
+    closed = talking[-5:, :, :][:, mid - 3, columns].astype(np.float32).min(axis=-1)
+    assert rest_teeth > 180.0
+    assert closed.mean() < rest_teeth - 40.0
+
+
+def test_closed_lips_of_a_smile_leave_no_dark_marks_at_the_corners(astronaut_face: Face) -> None:
+    closed = _still_shape(astronaut_face, "m").astype(np.float32).mean(axis=-1)
+    skin = closed[_mouth_box(astronaut_face)].mean()
+    for corner in mesh.MOUTH_CORNERS:
+        x, y = astronaut_face.landmarks[corner].round().astype(int)
+        around = closed[y - 10 : y + 10, x - 8 : x + 8]
+        assert around.min() > 0.5 * skin
+
+
+def test_painted_teeth_show_separate_teeth_not_a_flat_band(grace_face: Face) -> None:
+    open_mouth = _still_shape(grace_face, "a").astype(np.float32).mean(axis=-1)
+    columns, _ = _between_the_lips(grace_face, 0.5)
+    upper = grace_face.landmarks[list(mesh.INNER_UPPER_LIP)]
+    row = np.interp(columns, upper[:, 0], upper[:, 1]).round().astype(int) + 3
+    teeth = open_mouth[row, columns]
+    assert teeth.mean() > 120.0, "the upper teeth show under the upper lip"
+    dips = (teeth[1:-1] < teeth[:-2] - 4) & (teeth[1:-1] <= teeth[2:])
+    assert dips.sum() >= 2, "darker gaps between the teeth"
+
+
+def test_the_last_few_samples_of_a_run_do_not_pop_the_mouth_open(astronaut_face: Face) -> None:
+    session = DefaultEngine("cpu").start(astronaut_face)
+    speech = _speech(1.0, silent_from=0.8)
+    ending = Utterance("tail", np.concatenate([speech.audio, np.full(9, 0.001, np.float32)]), ENGINE_SAMPLE_RATE)
+    list(session.push(ending))
+    leftover = session.clock.rest()
+    assert leftover.frames == 1
+    assert leftover.track().open.max() < 0.02

@@ -15,15 +15,15 @@ from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.engines.base import Engine, EngineInfo, EngineSession
 from avatar.engines.default import mesh
 from avatar.engines.default.idle_motion import IdleMotion, IdleTrack
-from avatar.engines.default.mouth_interior import MouthAtRest, MouthColours, paint_mouth
-from avatar.engines.default.mouth_shapes import MouthTrack, mouth_track
+from avatar.engines.default.mouth_interior import MouthAtRest, MouthColours, lip_edges, paint_mouth
+from avatar.engines.default.mouth_shapes import QUIET_DBFS, MouthTrack, frame_levels, mouth_track
 from avatar.engines.default.paste_back import PasteBack
 from avatar.engines.default.warp import ACTIONS, FIELD_STEP, FaceRig, RigBatch, moved_landmarks, warp_window
 from avatar.faces import Face
 from avatar.speech.utterance import Phone, Utterance
 
 # How far the parts move at full strength, relative to the mouth width or the crop size.
-MAX_OPENING = 0.3
+MAX_OPENING = 0.36
 SPREAD = 0.12
 TUCK_PIXELS = 0.006
 BROW_LIFT = 0.012
@@ -108,6 +108,7 @@ class FaceRenderer:
             MouthColours.sample(face.crop, face.landmarks, float(np.hypot(*face.crop_to_photo[:, 0])), device)
             for face in faces
         ]
+        self.lip_edges = torch.from_numpy(np.stack([lip_edges(face.crop, face.landmarks) for face in faces])).to(device)
         crops = torch.from_numpy(np.stack([face.crop for face in faces])).to(device)
         self.rest = crops
         self.images = crops.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
@@ -138,11 +139,13 @@ class FaceRenderer:
         return Motion(weights=weights, roll=idle.roll, shift=shift)
 
     def _mouth_at_rest(self, index: torch.Tensor, origin: torch.Tensor) -> MouthAtRest:
-        landmarks = torch.stack([rig.landmarks for rig in self.rigs])[index] - origin
+        landmarks = self.lip_edges[index] - origin
         return MouthAtRest(
             images=self.images[index] if len(self.rigs) > 1 else self.images.expand(len(index), -1, -1, -1),
             upper=landmarks[:, list(mesh.INNER_UPPER_LIP)],
             lower=landmarks[:, list(mesh.INNER_LOWER_LIP)],
+            outer_upper=landmarks[:, list(mesh.OUTER_UPPER_OUTLINE)],
+            outer_lower=landmarks[:, list(mesh.OUTER_LOWER_OUTLINE)],
             width=torch.tensor([rig.geometry.mouth_width for rig in self.rigs], device=self.device)[index],
             origin=origin,
         )
@@ -172,10 +175,14 @@ class FaceRenderer:
 
 
 class SpeechClock:
-    """Turns pushed sentences into whole frames of audio, carrying the leftover samples on."""
+    """Turns pushed sentences into whole frames of audio, carrying the leftover samples on.
+
+    It also remembers the loudest frame so far, so that loudness means the same in every sentence.
+    """
 
     def __init__(self) -> None:
         self.pending = np.zeros(0, np.float32)
+        self.loudest = QUIET_DBFS
 
     def take(self, utterance: Utterance) -> MouthTrackInput:
         if utterance.sample_rate != ENGINE_SAMPLE_RATE:
@@ -185,11 +192,13 @@ class SpeechClock:
         phones = tuple(Phone(p.symbol, p.start + lead, p.end + lead) for p in utterance.phones)
         count = len(audio) // SAMPLES_PER_FRAME
         self.pending = audio[count * SAMPLES_PER_FRAME :]
-        return MouthTrackInput(audio, phones, count)
+        if count:
+            self.loudest = max(self.loudest, float(frame_levels(audio, ENGINE_SAMPLE_RATE, count).max()))
+        return MouthTrackInput(audio, phones, count, self.loudest)
 
     def rest(self) -> MouthTrackInput:
         audio, self.pending = self.pending, np.zeros(0, np.float32)
-        return MouthTrackInput(audio, (), 1 if len(audio) else 0)
+        return MouthTrackInput(audio, (), 1 if len(audio) else 0, self.loudest)
 
 
 @dataclass(frozen=True)
@@ -199,9 +208,10 @@ class MouthTrackInput:
     audio: np.ndarray
     phones: tuple[Phone, ...]
     frames: int
+    loudest: float = QUIET_DBFS
 
     def track(self) -> MouthTrack:
-        return mouth_track(self.audio, ENGINE_SAMPLE_RATE, self.phones, self.frames)
+        return mouth_track(self.audio, ENGINE_SAMPLE_RATE, self.phones, self.frames, self.loudest)
 
 
 class DefaultSession(EngineSession):
@@ -246,7 +256,7 @@ class SessionBatch:
         """Frames (faces, n, H, W, 3) for one sentence per face; shorter speech is padded with silence."""
         pieces = [session.clock.take(u) for session, u in zip(self.sessions, utterances, strict=True)]
         count = max(piece.frames for piece in pieces)
-        pieces = [MouthTrackInput(p.audio, p.phones, count) for p in pieces]
+        pieces = [MouthTrackInput(p.audio, p.phones, count, p.loudest) for p in pieces]
         motions = [session.motion(piece) for session, piece in zip(self.sessions, pieces, strict=True)]
         for start in range(0, count, frames_per_step):
             part = slice(start, start + frames_per_step)

@@ -46,6 +46,9 @@ OUTER_UPPER_LIP = (185, 40, 39, 37, 0, 267, 269, 270, 409)
 OUTER_LOWER_LIP = (146, 91, 181, 84, 17, 314, 405, 321, 375)
 INNER_UPPER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+# The lips' outer outlines from corner to corner, left to right.
+OUTER_UPPER_OUTLINE = (MOUTH_CORNERS[0], *OUTER_UPPER_LIP, MOUTH_CORNERS[1])
+OUTER_LOWER_OUTLINE = (MOUTH_CORNERS[0], *OUTER_LOWER_LIP, MOUTH_CORNERS[1])
 UPPER_LIP = OUTER_UPPER_LIP + INNER_UPPER_LIP[1:-1]
 LOWER_LIP = OUTER_LOWER_LIP + INNER_LOWER_LIP[1:-1]
 # Upper-lid point and the lower-lid point below it, for the eye on the image's left and right.

@@ -21,8 +21,10 @@ from avatar.engines.default import mesh
 # Off-white of teeth in neutral light, and how much of the skin's tint they take on.
 TEETH = np.array([236.0, 230.0, 216.0])
 TEETH_SKIN_TINT = 0.3
+# Painted teeth sit inside the mouth, a little in the lips' shade.
+TEETH_IN_SHADE = 0.9
 # Opening (pixels between the lip midpoints) at which the interior starts and is fully painted.
-OPEN_FROM, OPEN_FULL = 1.0, 4.0
+OPEN_FROM, OPEN_FULL = 0.5, 2.5
 # Upper teeth: height as a share of the opening, capped by a share of the mouth width.
 UPPER_TEETH_SHARE, UPPER_TEETH_CAP = 0.4, 0.08
 # Cavity and tongue as shares of the lip colour per channel: a warm dark red, not grey.
@@ -30,6 +32,27 @@ CAVITY_OF_LIPS = np.array([0.24, 0.13, 0.12])
 TONGUE_OF_LIPS = np.array([0.8, 0.45, 0.45])
 # A rest opening taller than this share of the mouth width shows the photo's own teeth.
 PHOTO_TEETH_GAP = 0.04
+# Lower-teeth hint: height share and cap, how visible, and how much darker than the upper teeth.
+LOWER_TEETH_SHARE, LOWER_TEETH_CAP, LOWER_TEETH_ALPHA, LOWER_TEETH_LIGHT = 0.14, 0.025, 0.45, 0.9
+# Edges between painted teeth (shares of the mouth width from its centre: incisors, laterals,
+# canines, premolar), how dark the gaps are and how much each tooth's biting edge is rounded.
+TOOTH_EDGES = (0.0, 0.16, 0.27, 0.35, 0.42, 0.5)
+TOOTH_GAP_SHADE, TOOTH_ROUNDING = 0.28, 0.3
+# A photo with parted lips is fully redrawn closed once its gap has shrunk by this share of its rest gap.
+CLOSE_OVER = 0.25
+# Share of each lip's thickness skipped at the corners when redrawing closed lips.
+CORNER_INSET = 0.5
+# How far past the outer corners (share of the mouth width) closed lips are redrawn.
+CORNER_REACH = 0.06
+# How far under the lower lip (share of the mouth width) closed lips are redrawn.
+CHIN_REDRAW = 0.06
+# Redrawn lips are nowhere darker than this share of the lips' mean brightness.
+REDRAWN_FLOOR = 0.8
+# How dark the line where redrawn lips meet is.
+SEAM_SHADE = 0.3
+# Darker than this share of the lips' brightness is the gap between parted lips, not lip; an
+# inner-lip point is moved at most this share of the mouth width to leave it.
+DARK_GAP, MAX_EDGE_SHIFT = 0.6, 0.08
 # Where the lip midpoints (13 and 14) sit in the inner-lip chains.
 MID = mesh.INNER_UPPER_LIP.index(mesh.INNER_LIP_MID[0])
 
@@ -41,6 +64,7 @@ class MouthColours:
     cavity: torch.Tensor
     tongue: torch.Tensor
     teeth: torch.Tensor
+    lips: torch.Tensor
     softness: torch.Tensor
 
     @classmethod
@@ -53,24 +77,28 @@ class MouthColours:
         skin = crop[cheeks[:, 1], cheeks[:, 0]].astype(np.float64).mean(axis=0)
         light = float(np.clip(skin.mean() / 185.0, 0.5, 0.95))
         tint = skin / max(skin.mean(), 1.0)
-        teeth = TEETH * light * ((1 - TEETH_SKIN_TINT) + TEETH_SKIN_TINT * tint)
+        teeth = TEETH * light * TEETH_IN_SHADE * ((1 - TEETH_SKIN_TINT) + TEETH_SKIN_TINT * tint)
         own = _photo_teeth(crop, landmarks)
         if own is not None:
             teeth = own
         softness = float(np.clip(0.7 / max(crop_scale, 1e-3), 0.7, 3.0))
-        rows = np.stack([lips * CAVITY_OF_LIPS, lips * TONGUE_OF_LIPS, teeth])
+        rows = np.stack([lips * CAVITY_OF_LIPS, lips * TONGUE_OF_LIPS, teeth, lips])
         tensors = torch.tensor(rows, dtype=torch.float32, device=device)
         return cls(
             cavity=tensors[0:1],
             tongue=tensors[1:2],
             teeth=tensors[2:3],
+            lips=tensors[3:4],
             softness=torch.tensor([softness], device=device),
         )
 
     @classmethod
     def stack(cls, colours: list[MouthColours]) -> MouthColours:
         return cls(
-            *(torch.cat([getattr(c, name) for c in colours]) for name in ("cavity", "tongue", "teeth", "softness"))
+            *(
+                torch.cat([getattr(c, name) for c in colours])
+                for name in ("cavity", "tongue", "teeth", "lips", "softness")
+            )
         )
 
 
@@ -91,11 +119,43 @@ def _photo_teeth(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
     return bright.mean(axis=0) * 0.92
 
 
+def lip_edges(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The landmarks, with the inner-lip points of parted lips moved out of the dark gap onto the lips' edges.
+
+    Towards the corners of a smile the face model's inner-lip lines run inside the dark of
+    the mouth; lips redrawn closed from those lines would carry dark wedges along.
+    """
+    points = landmarks.astype(np.float32).copy()
+    upper, lower = landmarks[mesh.INNER_LIP_MID[0]], landmarks[mesh.INNER_LIP_MID[1]]
+    left, right = landmarks[mesh.MOUTH_CORNERS[0]], landmarks[mesh.MOUTH_CORNERS[1]]
+    width = float(np.hypot(*(right - left)))
+    if lower[1] - upper[1] < PHOTO_TEETH_GAP * width:
+        return points
+    size = crop.shape[0]
+    brightness = crop.astype(np.float32).mean(axis=-1)
+    outline = np.clip(landmarks[list(mesh.OUTER_LOWER_LIP + mesh.OUTER_UPPER_LIP)].round().astype(int), 0, size - 1)
+    dark = brightness < DARK_GAP * brightness[outline[:, 1], outline[:, 0]].mean()
+    reach = int(MAX_EDGE_SHIFT * width)
+    for chain, step in ((mesh.INNER_UPPER_LIP[1:-1], -1), (mesh.INNER_LOWER_LIP[1:-1], 1)):
+        for point in chain:
+            x, y = int(np.clip(round(float(points[point, 0])), 0, size - 1)), int(round(float(points[point, 1])))
+            moved = 0
+            while moved < reach and 0 <= y < size and dark[y, x]:
+                y += step
+                moved += 1
+            if moved:
+                points[point, 1] = y + (1 if step < 0 else 0)
+    return points
+
+
 def _line_at(chain: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """y of a left-to-right polyline (b, p, 2) at columns xs (w,), per frame (b, w); flat past its ends."""
+    """y of a left-to-right polyline (b, p, 2) at columns xs, per frame (b, w); flat past its ends.
+
+    `xs` is (w,) for the same columns in every frame or (b, w) for columns of its own per frame.
+    """
     px = torch.cummax(chain[..., 0], dim=1).values.contiguous()
     py = chain[..., 1]
-    query = xs[None].expand(len(chain), -1).contiguous()
+    query = (xs[None].expand(len(chain), -1) if xs.dim() == 1 else xs).contiguous()
     index = torch.searchsorted(px, query).clamp(1, chain.shape[1] - 1)
     x0, x1 = px.gather(1, index - 1), px.gather(1, index)
     y0, y1 = py.gather(1, index - 1), py.gather(1, index)
@@ -110,13 +170,52 @@ def _band(depth: torch.Tensor, height: torch.Tensor, softness: torch.Tensor) -> 
 
 @dataclass(frozen=True)
 class MouthAtRest:
-    """Per frame: the rest crop, its inner-lip lines (b, p, 2) and mouth width, in the frames' pixels."""
+    """Per frame: the rest crop, its lip lines (b, p, 2, inner and outer) and mouth width, in the frames' pixels."""
 
     images: torch.Tensor
     upper: torch.Tensor
     lower: torch.Tensor
+    outer_upper: torch.Tensor
+    outer_lower: torch.Tensor
     width: torch.Tensor
     origin: torch.Tensor
+
+
+@dataclass(frozen=True)
+class LipLines:
+    """The lip lines of each frame at the painted columns (b, 1, w): inner upper/lower, outer upper/lower."""
+
+    upper: torch.Tensor
+    lower: torch.Tensor
+    outer_upper: torch.Tensor
+    outer_lower: torch.Tensor
+
+    @classmethod
+    def at(
+        cls,
+        upper: torch.Tensor,
+        lower: torch.Tensor,
+        outer_upper: torch.Tensor,
+        outer_lower: torch.Tensor,
+        xs: torch.Tensor,
+    ) -> LipLines:
+        return cls(*(_line_at(chain, xs)[:, None, :] for chain in (upper, lower, outer_upper, outer_lower)))
+
+
+def _tooth_shape(across: torch.Tensor, mouth: torch.Tensor, soft: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column: the share of the teeth's height (rounded incisal edges) and the shade of the gaps between teeth.
+
+    `across` is the signed distance from the mouth's centre in pixels.
+    """
+    edges = torch.tensor(TOOTH_EDGES, device=across.device) * mouth[..., None]
+    distance = across.abs()[..., None]
+    gaps = torch.exp(-(((distance - edges) / (soft[..., None] * 0.8)) ** 2)).sum(-1)
+    inner, outer = edges[..., :-1], edges[..., 1:]
+    within = ((distance - inner) / (outer - inner)).clamp(0.0, 1.0)
+    # Each tooth is shortest at its own edges: a scalloped line rather than a ruler-straight band.
+    inside_tooth = ((distance >= inner) & (distance < outer)).float()
+    scallop = (inside_tooth * (1.0 - TOOTH_ROUNDING * (2 * within - 1) ** 4)).sum(-1)
+    return scallop, 1.0 - TOOTH_GAP_SHADE * gaps.clamp(max=1.0)
 
 
 def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours, rest: MouthAtRest) -> torch.Tensor:
@@ -124,20 +223,24 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
 
     `moved` (b, n, 2) are the mesh points in the frames' pixels; `colours` and `mouth` hold
     one row per frame. Where the photo's own lips are apart, its own upper teeth are used:
-    they stay with the upper lip while the jaw opens below them.
+    they stay with the upper lip while the jaw opens below them; and when such a mouth
+    closes, both lips are redrawn from the photo, so that no squeezed teeth show between them.
     """
     height, width = frames.shape[-2:]
-    upper_chain = moved[:, list(mesh.INNER_UPPER_LIP)]
-    lower_chain = moved[:, list(mesh.INNER_LOWER_LIP)]
+    chains = [moved[:, list(ids)] for ids in (mesh.INNER_UPPER_LIP, mesh.INNER_LOWER_LIP)]
+    chains += [moved[:, list(ids)] for ids in (mesh.OUTER_UPPER_OUTLINE, mesh.OUTER_LOWER_OUTLINE)]
+    upper_chain = chains[0]
     gap = moved[:, mesh.INNER_LIP_MID[1], 1] - moved[:, mesh.INNER_LIP_MID[0], 1]
     strength = torch.clamp((gap - OPEN_FROM) / (OPEN_FULL - OPEN_FROM), 0.0, 1.0)
-    # A photo whose lips are apart, closing: the squeezed teeth are hidden under the lips' own colour.
     rest_gap = rest.lower[:, MID, 1] - rest.upper[:, MID, 1]
-    closing = torch.clamp(1.0 - gap / OPEN_FULL, 0.0, 1.0) * torch.clamp(rest_gap / OPEN_FULL - 0.5, 0.0, 1.0)
+    closing = torch.clamp((rest_gap - gap) / (CLOSE_OVER * rest_gap).clamp_min(1e-3), 0.0, 1.0) * torch.clamp(
+        rest_gap / OPEN_FULL - 0.5, 0.0, 1.0
+    )
     if float(strength.max()) <= 0.0 and float(closing.max()) <= 0.0:
         return frames
-    pad = 4
-    both = torch.cat([upper_chain, lower_chain], 1)
+    # Room for the soft edges and for redrawn lips reaching past the corners and under the lower lip.
+    pad = 4 + int(3 * float(colours.softness.max()) + max(CORNER_REACH, CHIN_REDRAW) * float(rest.width.max()))
+    both = torch.cat(chains, 1)
     left = int(max(float(both[..., 0].min()) - pad, 0))
     top = int(max(float(both[..., 1].min()) - pad, 0))
     right = int(min(float(both[..., 0].max()) + pad + 1, width))
@@ -146,33 +249,51 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
         return frames
     xs = torch.arange(left, right, dtype=torch.float32, device=frames.device) + 0.5
     ys = torch.arange(top, bottom, dtype=torch.float32, device=frames.device)[None, :, None] + 0.5
-    upper = _line_at(upper_chain, xs)[:, None, :]
-    lower = _line_at(lower_chain, xs)[:, None, :]
+    window = frames[:, :, top:bottom, left:right]
     soft = colours.softness[:, None, None]
+    lines = LipLines.at(*chains, xs)
+    if float(closing.max()) > 0.0:
+        # Past the outer corners too: the dark wedges a smile leaves there must go as well.
+        reach = CORNER_REACH * rest.width[:, None]
+        ends = moved[:, list(mesh.MOUTH_CORNERS), 0] + torch.cat([-reach, reach], 1)
+        floor = REDRAWN_FLOOR * colours.lips
+        _redraw_lips(window, chains, lines, rest, xs, ys, soft, closing, ends, floor)
+    if float(strength.max()) <= 0.0:
+        return frames
+    upper, lower = lines.upper, lines.lower
     from_top, from_bottom = ys - upper, lower - ys
     inside = torch.clamp(from_top / soft + 0.5, 0.0, 1.0) * torch.clamp(from_bottom / soft + 0.5, 0.0, 1.0)
-    # Nothing is painted beyond the lip corners, whatever the window around them.
-    span = torch.clamp(xs[None] - upper_chain[:, :1, 0], 0.0, 1.0) * torch.clamp(
-        upper_chain[:, -1:, 0] - xs[None], 0.0, 1.0
+    # Nothing is painted beyond the lip corners, and it fades in over a few pixels, not at a cut.
+    corner_fade = soft[:, :, 0] * 2.0 + 1.0
+    span = torch.clamp((xs[None] - upper_chain[:, :1, 0]) / corner_fade, 0.0, 1.0) * torch.clamp(
+        (upper_chain[:, -1:, 0] - xs[None]) / corner_fade, 0.0, 1.0
     )
     inside = inside * span[:, None, :]
     opening = (lower - upper).clamp_min(0.0)
     mouth = rest.width[:, None, None]
     centre_x = moved[:, list(mesh.MOUTH_CORNERS), 0].mean(dim=1)[:, None, None]
-    across = torch.clamp((xs[None, None] - centre_x).abs() / (mouth / 2), 0.0, 1.0)
+    offset = xs[None, None] - centre_x
+    across = torch.clamp(offset.abs() / (mouth / 2), 0.0, 1.0)
     # Teeth show most in the middle and fade out before the corners; the cavity darkens there too.
     middle = torch.clamp((0.85 - across) / 0.35, 0.0, 1.0)
     corner_shade = 1.0 - 0.5 * across**2
-    upper_height = torch.minimum(opening * UPPER_TEETH_SHARE, mouth * UPPER_TEETH_CAP) * middle
-    upper_teeth = _band(from_top, upper_height, soft * 1.5)
+    scallop, tooth_gaps = _tooth_shape(offset, mouth, soft)
+    upper_height = torch.minimum(opening * UPPER_TEETH_SHARE, mouth * UPPER_TEETH_CAP) * middle * scallop
+    upper_teeth = _band(from_top, upper_height, soft * 1.2)
+    # The lower teeth sit further back and show only between the canines.
+    lower_middle = torch.clamp((0.55 - across) / 0.25, 0.0, 1.0)
+    lower_height = torch.minimum(opening * LOWER_TEETH_SHARE, mouth * LOWER_TEETH_CAP) * lower_middle * scallop
+    lower_teeth = _band(from_bottom, lower_height, soft * 1.2) * LOWER_TEETH_ALPHA
     tongue = _band(from_bottom, opening * 0.45, soft * 4.0) * torch.clamp(opening / (mouth * 0.3), 0.0, 0.8)
     # Lip shadow: the first pixels under the upper lip are darker; the cavity is darkest mid-way.
     lip_shadow = 0.7 + 0.3 * torch.clamp(from_top / (soft * 2.5), 0.0, 1.0)
     middle_depth = torch.clamp(1.0 - (from_top / opening.clamp_min(1.0) - 0.5).abs() * 2, 0.0, 1.0)
     cavity = colours.cavity[:, :, None, None] * (1.2 - 0.55 * middle_depth[:, None])
     colour = cavity + (colours.tongue[:, :, None, None] - cavity) * tongue[:, None]
-    teeth_light = 0.82 + 0.18 * torch.clamp(from_top / upper_height.clamp_min(1.0), 0.0, 1.0)
-    teeth_colour = colours.teeth[:, :, None, None] * (teeth_light * (0.75 + 0.25 * corner_shade))[:, None]
+    teeth_light = 0.8 + 0.2 * torch.clamp(from_top / upper_height.clamp_min(1.0), 0.0, 1.0)
+    teeth_shade = (0.75 + 0.25 * corner_shade) * tooth_gaps
+    teeth_colour = colours.teeth[:, :, None, None] * (teeth_light * teeth_shade)[:, None]
+    colour = colour + (teeth_colour * LOWER_TEETH_LIGHT - colour) * lower_teeth[:, None]
     colour = colour + (teeth_colour - colour) * upper_teeth[:, None]
     colour = colour * (corner_shade * lip_shadow)[:, None]
     # The photo's own opening, hung from the moved upper lip: real teeth instead of painted ones.
@@ -180,43 +301,93 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
     rest_opening = (_line_at(rest.lower, xs)[:, None, :] - rest_upper).clamp_min(0.0)
     own = torch.clamp(rest_opening / OPEN_FULL - 0.5, 0.0, 1.0) * _band(from_top, rest_opening, soft * 1.5)
     if float(own.max()) > 0.0:
-        size = rest.images.shape[-1]
-        source_y = rest_upper + from_top.clamp(min=0.0) - 0.5
-        source_x = (xs[None, None] - 0.5).expand_as(source_y)
-        grid = torch.stack([source_x + rest.origin[0], source_y + rest.origin[1]], -1)
-        photo = F.grid_sample(
-            rest.images, (2 * grid + 1) / size - 1, mode="bilinear", padding_mode="border", align_corners=False
-        )
+        source_y = rest_upper + from_top.clamp(min=0.0)
+        photo = _sample(rest, xs[None, None].expand_as(source_y), source_y)
         colour = colour + (photo - colour) * own[:, None]
     alpha = (inside * strength[:, None, None])[:, None]
-    window = frames[:, :, top:bottom, left:right]
     window += (colour - window) * alpha
-    if float(closing.max()) > 0.0:
-        _cover_seam(window, upper - top, lower - top, ys - top, soft, closing[:, None, None] * span[:, None, :])
     return frames
 
 
-def _cover_seam(
+def _sample(rest: MouthAtRest, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """The rest crops (b, 3, h, w) read at continuous frame-pixel positions xs, ys (b, h, w)."""
+    size = rest.images.shape[-1]
+    grid = torch.stack([xs - 0.5 + rest.origin[0], ys - 0.5 + rest.origin[1]], -1)
+    return F.grid_sample(
+        rest.images, (2 * grid + 1) / size - 1, mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
+def _redraw_lips(
     window: torch.Tensor,
-    upper: torch.Tensor,
-    lower: torch.Tensor,
+    chains: list[torch.Tensor],
+    lines: LipLines,
+    rest: MouthAtRest,
+    xs: torch.Tensor,
     ys: torch.Tensor,
     soft: torch.Tensor,
     closing: torch.Tensor,
+    ends: torch.Tensor,
+    floor_colour: torch.Tensor,
 ) -> None:
-    """Paint the line where the lips meet with the lips' colour from just above and below it.
+    """Redraw both lips of a photo with parted lips from the photo itself, stretched between the moved lip lines.
 
-    `closing` (b, 1, w) is how strongly, per frame and column.
+    A smooth warp cannot squeeze the photo's teeth to nothing, and a face model reads any
+    sliver of teeth as an open mouth; read this way the lips meet with nothing between them.
+    Columns map linearly between the inner mouth corners; `closing` (b,) is how strongly and
+    `ends` (b, 2) the columns where the redrawn lips fade out; whatever is darker than
+    `floor_colour` (b, 3) turns into it, so the dark corners of a smile do not come along.
     """
+    moved_left, moved_right = chains[0][:, :1, 0], chains[0][:, -1:, 0]
+    rest_left, rest_right = rest.upper[:, :1, 0], rest.upper[:, -1:, 0]
+    rest_xs = rest_left + (xs[None] - moved_left) * (rest_right - rest_left) / (moved_right - moved_left).clamp_min(1.0)
+    was = LipLines.at(rest.upper, rest.lower, rest.outer_upper, rest.outer_lower, rest_xs)
+    # Towards the corners the photo's inner lip lines run inside the dark of the open mouth:
+    # the lips are read from further out there, so no dark wedge is carried into the closed mouth.
+    centre = (rest_left + rest_right) / 2
+    inset = (
+        CORNER_INSET
+        * ((rest_xs - centre) / ((rest_right - rest_left) / 2).clamp_min(1.0)).clamp(-1.0, 1.0)[:, None] ** 2
+    )
+    was = LipLines(
+        upper=was.upper - inset * (was.upper - was.outer_upper),
+        lower=was.lower + inset * (was.outer_lower - was.lower),
+        outer_upper=was.outer_upper,
+        outer_lower=was.outer_lower,
+    )
+    # Inside each lip its rows stretch between the outer and inner lines; outside it, skin at scale one.
+    upper_lip = torch.where(
+        ys >= lines.outer_upper,
+        was.upper
+        + (ys - lines.upper) * (was.upper - was.outer_upper) / (lines.upper - lines.outer_upper).clamp_min(1.0),
+        was.outer_upper + (ys - lines.outer_upper),
+    )
+    lower_lip = torch.where(
+        ys <= lines.outer_lower,
+        was.lower
+        + (ys - lines.lower) * (was.outer_lower - was.lower) / (lines.outer_lower - lines.lower).clamp_min(1.0),
+        was.outer_lower + (ys - lines.outer_lower),
+    )
+    meet = (lines.upper + lines.lower) / 2
+    source_y = torch.where(ys < meet, upper_lip, lower_lip)
+    lips = _sample(rest, rest_xs[:, None, :].expand_as(source_y), source_y)
+    floor = floor_colour.mean(dim=1)[:, None, None, None]
+    deficit = torch.clamp((floor - lips.mean(dim=1, keepdim=True)) / (0.3 * floor), 0.0, 1.0)
+    lips = lips + (floor_colour[:, :, None, None] - lips) * deficit
+    # Where the lips meet, a thin shadow line.
+    lips = lips * (1.0 - SEAM_SHADE * torch.exp(-(((ys - meet) / soft) ** 2)))[:, None]
     reach = soft * 1.5 + 1.0
-    rows = window.shape[2]
-    above = (upper - reach - 1.0).round().long().clamp(0, rows - 1)[:, None].expand(-1, 3, -1, -1)
-    below = (lower + reach + 1.0).round().long().clamp(0, rows - 1)[:, None].expand(-1, 3, -1, -1)
-    upper_lip, lower_lip = window.gather(2, above), window.gather(2, below)
-    middle = (upper + lower) / 2
-    share = torch.clamp((ys - middle) / reach + 0.5, 0.0, 1.0)[:, None]
-    seam = 1.0 - 0.2 * torch.exp(-(((ys - middle) / soft) ** 2))[:, None]
-    lips = (upper_lip + (lower_lip - upper_lip) * share) * seam
-    band = torch.clamp((ys - upper + reach) / soft, 0.0, 1.0) * torch.clamp((lower + reach - ys) / soft, 0.0, 1.0)
-    alpha = (band * closing)[:, None]
+    # Below the lower lip the warp has squeezed what was under it; the photo's own skin replaces it.
+    below = reach + CHIN_REDRAW * rest.width[:, None, None]
+    vertical = torch.clamp((ys - lines.outer_upper + reach) / reach, 0.0, 1.0) * torch.clamp(
+        (lines.outer_lower + below - ys) / reach, 0.0, 1.0
+    )
+    # Fading out from the corners to `ends`, so that a spread mouth's corners join the warp smoothly.
+    fade = CORNER_REACH * rest.width[:, None]
+    horizontal = torch.clamp((xs[None] - ends[:, :1]) / fade, 0.0, 1.0) * torch.clamp(
+        (ends[:, 1:] - xs[None]) / fade, 0.0, 1.0
+    )
+    alpha = (vertical * horizontal[:, None, :] * closing[:, None, None])[:, None]
+    # Per-column lines turn sharply at the corners; a box blur keeps that from showing as a cut.
+    alpha = F.avg_pool2d(alpha, (3, 9), stride=1, padding=(1, 4), count_include_pad=False)
     window += (lips - window) * alpha

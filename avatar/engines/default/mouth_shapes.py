@@ -43,13 +43,21 @@ _viseme("^ $ _ , . ! ? ; : …", CLOSED)
 MODIFIERS = set("ˈˌːˑ‿͡")
 
 # Smoothing of the targets (seconds) and how far ahead the lips anticipate a sound.
-COARTICULATION_SIGMA = 0.045
-ANTICIPATION = 0.03
+COARTICULATION_SIGMA = 0.05
+ANTICIPATION = 0.04
 # Loudness range (dB below the utterance's peak) mapped onto opening 1..0.
 LOUDNESS_RANGE_DB = 32.0
 SILENCE_DB = -40.0
-# How much of a phone's opening depends on how loud it is spoken.
-LOUDNESS_SHARE = 0.45
+# How much of a phone's opening depends on how loud it is spoken: most of it, so that the jaw
+# follows the syllables' loudness and the viseme mainly sets the shape.
+LOUDNESS_SHARE = 0.75
+# Lips part visibly for nearly every spoken sound: small openings are enlarged (a power under one),
+# the wide ones hardly, and a closed mouth stays closed.
+OPENING_GAMMA = 0.7
+# The faint tails of the smoothing into silence and closures stay shut rather than enlarged.
+CLOSED_BELOW = 0.02
+# Frames quieter than this (dB of full scale) are silence whatever came before them.
+QUIET_DBFS = -60.0
 
 
 @dataclass(frozen=True)
@@ -65,14 +73,23 @@ class MouthTrack:
         return len(self.open)
 
 
-def frame_loudness(audio: np.ndarray, sample_rate: int, frames: int) -> np.ndarray:
-    """RMS level of each 40 ms frame in dB relative to the loudest frame (0 = peak, -inf = silent)."""
+def frame_levels(audio: np.ndarray, sample_rate: int, frames: int) -> np.ndarray:
+    """RMS level of each 40 ms frame in dB of full scale."""
     hop = sample_rate // FPS
     padded = np.zeros(frames * hop, np.float32)
     padded[: min(len(audio), len(padded))] = audio[: len(padded)]
     rms = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1) + 1e-12)
-    level = 20 * np.log10(rms)
-    return level - level.max() if frames else level
+    return 20 * np.log10(rms)
+
+
+def frame_loudness(audio: np.ndarray, sample_rate: int, frames: int, reference: float = QUIET_DBFS) -> np.ndarray:
+    """RMS level of each 40 ms frame in dB under the loudest frame, or under `reference` if that is louder.
+
+    The reference is the loudest speech heard so far: a few leftover samples at the end of a
+    run are then as quiet as they are, not the "peak" of their own tiny stretch.
+    """
+    level = frame_levels(audio, sample_rate, frames)
+    return level - max(float(level.max()), reference) if frames else level
 
 
 def _spectral_centroid(audio: np.ndarray, sample_rate: int, frames: int) -> np.ndarray:
@@ -105,9 +122,14 @@ def _phone_targets(phones: tuple[Phone, ...], times: np.ndarray) -> np.ndarray:
     return targets
 
 
-def mouth_track(audio: np.ndarray, sample_rate: int, phones: tuple[Phone, ...], frames: int) -> MouthTrack:
-    """Mouth parameters for `frames` frames of `audio` (phones, when given, share its timeline)."""
-    loudness = frame_loudness(audio, sample_rate, frames)
+def mouth_track(
+    audio: np.ndarray, sample_rate: int, phones: tuple[Phone, ...], frames: int, reference: float = QUIET_DBFS
+) -> MouthTrack:
+    """Mouth parameters for `frames` frames of `audio` (phones, when given, share its timeline).
+
+    `reference` is the loudest frame level (dBFS) heard before, so loudness is judged across sentences.
+    """
+    loudness = frame_loudness(audio, sample_rate, frames, reference)
     voiced = np.clip((loudness + LOUDNESS_RANGE_DB) / LOUDNESS_RANGE_DB, 0.0, 1.0)
     voiced[loudness < SILENCE_DB] = 0.0
     sigma = COARTICULATION_SIGMA * FPS
@@ -119,6 +141,7 @@ def mouth_track(audio: np.ndarray, sample_rate: int, phones: tuple[Phone, ...], 
         targets = targets.reshape(frames, 4, 3).mean(axis=1)
         # The viseme sets the shape; the loudness, slightly smoothed, sets how far it opens.
         opening = targets[:, 0] * (1 - LOUDNESS_SHARE + LOUDNESS_SHARE * gaussian_filter1d(voiced, 1.0, mode="nearest"))
+        opening = np.clip((opening - CLOSED_BELOW) / (1 - CLOSED_BELOW), 0.0, 1.0) ** OPENING_GAMMA
         spread, tuck = targets[:, 1], targets[:, 2]
     else:
         centroid = _spectral_centroid(audio, sample_rate, frames)
