@@ -24,6 +24,11 @@ from avatar.media import AUDIO_RATE, ffmpeg_exe
 # H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named.
 MIME_TYPE = 'video/mp4; codecs="avc1.64001f, mp4a.40.2"'
 FRAGMENT_SECONDS = 0.2
+# The AAC encoder delays its output by one frame of 1024 samples ("priming"), and a fragmented
+# MP4 written as it goes carries no edit list to take that back: left alone, the sound would
+# play 43 ms late. The first 1024 samples of a run (always the voice's leading silence) are
+# therefore not fed in, so the priming takes their place and all that follows lines up.
+AAC_PRIMING_SAMPLES = 1024
 READ_SIZE = 65536
 # How long a finished stream stays readable, for a viewer that is still catching up.
 KEEP_SECONDS = 120.0
@@ -89,6 +94,7 @@ class LiveEncoder:
         )
         os.close(audio_read)
         self._audio = os.fdopen(audio_write, "wb", buffering=0)
+        self._skip = AAC_PRIMING_SAMPLES
         self._reader = threading.Thread(target=self._pump, name="live-reader", daemon=True)
         self._reader.start()
 
@@ -99,10 +105,20 @@ class LiveEncoder:
         self.broadcast.close()
 
     def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
-        """Add frames with exactly the audio that plays under them (audio first: it is the smaller)."""
+        """Add frames with exactly the audio that plays under them.
+
+        Written a frame at a time, each frame's audio first, so that neither pipe ever holds
+        more than ffmpeg is ready to read: a long stretch of audio written ahead of its video
+        would fill the audio pipe while ffmpeg still waits on the video.
+        """
         assert self.process.stdin is not None
-        self._audio.write(np.ascontiguousarray(audio, dtype="<f4").tobytes())
-        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
+        samples = np.ascontiguousarray(audio, dtype="<f4")
+        bounds = np.linspace(0, len(samples), len(frames) + 1).round().astype(int)
+        for index, frame in enumerate(frames):
+            piece = samples[bounds[index] : bounds[index + 1]]
+            dropped, self._skip = min(self._skip, len(piece)), self._skip - min(self._skip, len(piece))
+            self._audio.write(piece[dropped:].tobytes())
+            self.process.stdin.write(np.ascontiguousarray(frame).tobytes())
         self.process.stdin.flush()
 
     def close(self) -> None:

@@ -1,0 +1,54 @@
+"""The live stream a page plays while a run goes on: in sync, never stuck, whole for late viewers."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from avatar.live_stream import Broadcast, LiveEncoder, LiveStreams
+from avatar.media import AUDIO_RATE, probe, read_audio
+
+FRAMES = np.zeros((25, 64, 64, 3), np.uint8)
+
+
+def click_at(seconds: float) -> np.ndarray:
+    audio = np.zeros(AUDIO_RATE, np.float32)
+    start = round(seconds * AUDIO_RATE)
+    audio[start : start + 48] = 0.9
+    return audio
+
+
+def encode(frames: np.ndarray, audio: np.ndarray) -> bytes:
+    broadcast = Broadcast()
+    encoder = LiveEncoder(frames.shape[2], frames.shape[1], broadcast)
+    worker = threading.Thread(target=lambda: (encoder.write(frames, audio), encoder.close()))
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the encoder got stuck"
+    return b"".join(broadcast.read(timeout=1))
+
+
+def test_a_sound_plays_at_the_moment_it_was_made_not_an_encoder_delay_later(tmp_path):
+    path = tmp_path / "live.mp4"
+    path.write_bytes(encode(FRAMES, click_at(0.1)))
+    audio = read_audio(path, AUDIO_RATE)
+    assert np.argmax(np.abs(audio)) / AUDIO_RATE == pytest.approx(0.1, abs=0.005)
+
+
+def test_a_whole_second_written_at_once_plays_as_one_second_of_video_and_sound(tmp_path):
+    path = tmp_path / "live.mp4"
+    path.write_bytes(encode(FRAMES, click_at(0.5)))
+    info = probe(path)
+    assert info.video_seconds == pytest.approx(1.0, abs=0.05)
+    assert info.audio_seconds == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_viewer_who_connects_late_gets_the_stream_from_its_first_byte():
+    streams = LiveStreams()
+    broadcast = streams.open()
+    broadcast.append(b"first ")
+    broadcast.append(b"second")
+    broadcast.close()
+    assert streams.get(broadcast.token) is broadcast
+    assert b"".join(broadcast.read(timeout=1)) == b"first second"
+    assert streams.get("not-a-token") is None
