@@ -10,6 +10,7 @@ a fragment is playable as soon as it leaves the encoder.
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import subprocess
 import threading
@@ -95,8 +96,15 @@ class LiveEncoder:
         os.close(audio_read)
         self._audio = os.fdopen(audio_write, "wb", buffering=0)
         self._skip = AAC_PRIMING_SAMPLES
-        self._reader = threading.Thread(target=self._pump, name="live-reader", daemon=True)
-        self._reader.start()
+        # Audio goes through its own thread: ffmpeg reads its two inputs at its own pace (it
+        # needs audio before it takes the first frame), so no order of writes may block both.
+        self._audio_pieces: queue.Queue[bytes | None] = queue.Queue()
+        self._threads = [
+            threading.Thread(target=self._pump, name="live-reader", daemon=True),
+            threading.Thread(target=self._feed_audio, name="live-audio", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -104,35 +112,38 @@ class LiveEncoder:
             self.broadcast.append(data)
         self.broadcast.close()
 
-    def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
-        """Add frames with exactly the audio that plays under them.
+    def _feed_audio(self) -> None:
+        try:
+            while (piece := self._audio_pieces.get()) is not None:
+                self._audio.write(piece)
+        except (BrokenPipeError, OSError):
+            pass
+        finally:
+            self._audio.close()
 
-        Written a frame at a time, each frame's audio first, so that neither pipe ever holds
-        more than ffmpeg is ready to read: a long stretch of audio written ahead of its video
-        would fill the audio pipe while ffmpeg still waits on the video.
-        """
+    def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
+        """Add frames with exactly the audio that plays under them."""
         assert self.process.stdin is not None
         samples = np.ascontiguousarray(audio, dtype="<f4")
-        bounds = np.linspace(0, len(samples), len(frames) + 1).round().astype(int)
-        for index, frame in enumerate(frames):
-            piece = samples[bounds[index] : bounds[index + 1]]
-            dropped, self._skip = min(self._skip, len(piece)), self._skip - min(self._skip, len(piece))
-            self._audio.write(piece[dropped:].tobytes())
-            self.process.stdin.write(np.ascontiguousarray(frame).tobytes())
+        dropped = min(self._skip, len(samples))
+        self._skip -= dropped
+        self._audio_pieces.put(samples[dropped:].tobytes())
+        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
         self.process.stdin.flush()
 
     def close(self) -> None:
         """End the stream: the encoder writes its last fragment and the broadcast closes."""
-        for pipe in (self._audio, self.process.stdin):
-            try:
-                pipe.close()
-            except (BrokenPipeError, OSError):
-                pass
+        self._audio_pieces.put(None)
+        try:
+            self.process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self._reader.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
         self.broadcast.close()
 
 
