@@ -27,8 +27,10 @@ MIME_TYPE = 'video/mp4; codecs="avc1.64001f, mp4a.40.2"'
 FRAGMENT_SECONDS = 0.2
 # The AAC encoder delays its output by one frame of 1024 samples ("priming"), and a fragmented
 # MP4 written as it goes carries no edit list to take that back: left alone, the sound would
-# play 43 ms late. The first 1024 samples of a run (always the voice's leading silence) are
-# therefore not fed in, so the priming takes their place and all that follows lines up.
+# play 43 ms late. So the audio fed in runs 1024 samples ahead of the frames it goes with:
+# the priming takes the place of the run's first 1024 samples (the voice's leading silence),
+# all that follows lines up, and the audio input is never behind the video (ffmpeg would
+# wait for it before taking more frames).
 AAC_PRIMING_SAMPLES = 1024
 READ_SIZE = 65536
 # How long a finished stream stays readable, for a viewer that is still catching up.
@@ -95,7 +97,7 @@ class LiveEncoder:
         )
         os.close(audio_read)
         self._audio = os.fdopen(audio_write, "wb", buffering=0)
-        self._skip = AAC_PRIMING_SAMPLES
+        self.sample_rate = sample_rate
         # Audio goes through its own thread: ffmpeg reads its two inputs at its own pace (it
         # needs audio before it takes the first frame), so no order of writes may block both.
         self._audio_pieces: queue.Queue[bytes | None] = queue.Queue()
@@ -121,13 +123,18 @@ class LiveEncoder:
         finally:
             self._audio.close()
 
-    def write(self, frames: np.ndarray, audio: np.ndarray) -> None:
-        """Add frames with exactly the audio that plays under them."""
+    def write(self, frames: np.ndarray, speech: np.ndarray, first_frame: int) -> None:
+        """Add frames that start at `first_frame`, with their audio taken from `speech` (the run's so far).
+
+        The audio is read AAC_PRIMING_SAMPLES ahead; what `speech` does not hold yet is silence.
+        """
         assert self.process.stdin is not None
-        samples = np.ascontiguousarray(audio, dtype="<f4")
-        dropped = min(self._skip, len(samples))
-        self._skip -= dropped
-        self._audio_pieces.put(samples[dropped:].tobytes())
+        start = round(first_frame * self.sample_rate / FPS) + AAC_PRIMING_SAMPLES
+        stop = round((first_frame + len(frames)) * self.sample_rate / FPS) + AAC_PRIMING_SAMPLES
+        piece = np.zeros(stop - start, "<f4")
+        available = speech[start:stop]
+        piece[: len(available)] = available
+        self._audio_pieces.put(piece.tobytes())
         self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
         self.process.stdin.flush()
 

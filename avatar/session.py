@@ -244,7 +244,7 @@ class Run:
     def _stream_live(self, frames: np.ndarray, first_frame: int) -> None:
         if self._live_encoder is None:
             self._live_encoder = LiveEncoder(frames.shape[2], frames.shape[1], self.live)
-        self._live_encoder.write(frames, audio_span(self._timeline.audio(), first_frame, len(frames)))
+        self._live_encoder.write(frames, self._timeline.audio(), first_frame)
 
     def _segments_of_frames(self) -> Iterator[SegmentReady | RunFinished]:
         pending: list[np.ndarray] = []

@@ -57,8 +57,9 @@ def test_the_astronaut_says_the_sentence_streamed_into_the_page_then_as_one_mp4(
     assert info.fps == 25
     assert info.video_seconds == pytest.approx(spoken, abs=0.1)
     assert info.audio_seconds == pytest.approx(spoken, abs=0.1)
-    assert live.audio_seconds == pytest.approx(spoken, abs=0.1), "the live stream lost audio"
     assert live.video_seconds == pytest.approx(info.video_seconds, abs=0.1), "the live stream lost pictures"
+    # All of the speech, plus at most the encoder's priming as silence after the last frame.
+    assert 0.0 <= live.audio_seconds - live.video_seconds < 0.1, "the live stream lost audio"
 
     frames = read_frames(Path(download))
     lip_gap, eye_span, nose_drop = landmark_tracks(frames[::2])
