@@ -18,7 +18,7 @@ from avatar.images import load_photo
 from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
 from avatar.speech.text import check_text
-from avatar.speech.voices import Speaker, VoiceCatalogue
+from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
 from avatar.waiting_line import WaitingLine
 
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -48,6 +48,10 @@ class Studio:
         photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
         return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels)
 
+    def recorded_speaker(self, voice_key: str | None) -> RecordedSpeaker:
+        """A speaker whose every run repeats the same recording of each sentence (photo trials)."""
+        return RecordedSpeaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
+
     def preview_face(self, photo_path: str | Path | None) -> Face:
         """The face for the page to show; the preselected engine starts preparing it meanwhile.
 
@@ -66,6 +70,7 @@ class Studio:
         voice_key: str | None,
         engine_key: str | None,
         progress: Progress | None = None,
+        speaker: Speaker | None = None,
     ) -> Run:
         """Check everything the user gave, then set up (not yet start) a run.
 
@@ -74,7 +79,7 @@ class Studio:
         """
         cleaned = check_text(text, self.settings.max_text_chars)
         face = self.read_face(photo_path)
-        speaker = Speaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
+        speaker = speaker or Speaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
         speaker.check_language(cleaned)
         notice = ""
         try:

@@ -102,3 +102,22 @@ class Speaker:
                 self.notice = f"The online voice could not be reached ({error}); the offline voice spoke instead."
                 self.check_language(sentence)
         return self._offline.speak(sentence)
+
+
+class RecordedSpeaker(Speaker):
+    """Says each sentence once and replays the recording after that.
+
+    Several photos of one trial then speak exactly the same audio, so their videos line up
+    frame for frame (a neural voice never says a sentence twice the same way).
+    """
+
+    def __init__(self, option: VoiceOption, timeout: float) -> None:
+        super().__init__(option, timeout)
+        self._recorded: dict[str, Utterance] = {}
+        self._recording = threading.Lock()
+
+    def speak(self, sentence: str) -> Utterance:
+        with self._recording:
+            if sentence not in self._recorded:
+                self._recorded[sentence] = super().speak(sentence)
+            return self._recorded[sentence]

@@ -42,15 +42,17 @@ def speak_all(
 ) -> Iterator[TrialVideo | TrialFailure]:
     """Run each usable photo in the given order, yielding each video as soon as it is done.
 
-    The text is checked once up front, so a bad text is one clear error rather than one per photo.
+    The text is checked once up front, so a bad text is one clear error rather than one per photo,
+    and spoken once: every photo says the very same recording, so the videos compare frame for frame.
     """
     check_text(text, studio.settings.max_text_chars)
     folder.mkdir(parents=True, exist_ok=True)
+    speaker = studio.recorded_speaker(voice_key)
     for rank, report in enumerate(reports, start=1):
         if not report.usable:
             continue
         try:
-            run = studio.start_run(report.path, text, voice_key, engine_key)
+            run = studio.start_run(report.path, text, voice_key, engine_key, speaker=speaker)
             for event in run.events():
                 if isinstance(event, RunFinished):
                     target = folder / video_name(rank, report)

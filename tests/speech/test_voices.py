@@ -6,7 +6,7 @@ import pytest
 
 from avatar.errors import UserFacingError
 from avatar.speech import online_voice
-from avatar.speech.voices import OFFLINE_OPTION, Speaker, VoiceCatalogue, VoiceOption
+from avatar.speech.voices import OFFLINE_OPTION, RecordedSpeaker, Speaker, VoiceCatalogue, VoiceOption
 
 
 def test_the_offline_voice_speaks_a_sentence_with_timed_phonemes():
@@ -48,3 +48,9 @@ def test_an_online_voice_that_cannot_be_reached_falls_back_to_the_offline_voice_
 def test_the_offline_voice_refuses_a_language_it_cannot_speak():
     with pytest.raises(UserFacingError, match="English only"):
         Speaker(OFFLINE_OPTION, timeout=1).check_language("こんにちは、はじめまして。")
+
+
+def test_a_recorded_speaker_repeats_exactly_the_same_audio_so_trial_videos_line_up():
+    speaker = RecordedSpeaker(OFFLINE_OPTION, timeout=1)
+    first, again = speaker.speak("Hello there."), speaker.speak("Hello there.")
+    assert np.array_equal(first.audio, again.audio) and first.phones == again.phones
