@@ -15,8 +15,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from avatar.faces import Face
 from avatar.live_stream import Broadcast, LiveEncoder
 from avatar.media import AUDIO_RATE, audio_span, encode_segment, join_segments
 from avatar.speech.text import split_sentences
+from avatar.speech.utterance import Utterance
 from avatar.speech.voices import Speaker
 
 QUEUE_SIZE = 4
@@ -87,20 +89,23 @@ class RunFinished:
     stats: RunStats
 
 
-@dataclass
 class _Timeline:
-    """Full-quality speech so far, shared by the speech thread and the segment encoder."""
+    """Full-quality speech so far, shared by the speech thread and the encoder.
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    chunks: list[np.ndarray] = field(default_factory=list)
+    Joined as each sentence arrives, so the encoder's many reads cost nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._audio = np.zeros(0, np.float32)
 
     def append(self, audio: np.ndarray) -> None:
-        with self.lock:
-            self.chunks.append(audio)
+        with self._lock:
+            self._audio = np.concatenate([self._audio, audio])
 
     def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        with self._lock:
+            return self._audio
 
 
 class Run:
@@ -163,36 +168,35 @@ class Run:
             return item
         raise RunCancelled
 
-    def _speak(self) -> None:
+    def _stage(self, produce: Callable[[], Iterator[object]], output: queue.Queue) -> None:
+        """One stage's thread: hand on all it makes, then _DONE; an error goes on to be raised downstream."""
         try:
-            for sentence in self.sentences:
-                utterance = self.speaker.speak(sentence)
-                full = utterance.resampled(AUDIO_RATE).audio
-                self._timeline.append(full)
-                if not self.stats.speech_ready:
-                    self.stats.speech_ready = time.perf_counter() - self._started
-                self._put(self._utterances, utterance.resampled(ENGINE_SAMPLE_RATE))
-            self._put(self._utterances, _DONE)
+            with closing(produce()) as items:
+                for item in items:
+                    self._put(output, item)
+            self._put(output, _DONE)
         except RunCancelled:
             return
         except BaseException as error:  # handed to the consumer, which re-raises it
-            self._safe_put(self._utterances, error)
+            self._safe_put(output, error)
 
-    def _animate(self) -> None:
-        try:
-            session = self.engine.start(self.face)
-            while (utterance := self._get(self._utterances)) is not _DONE:
-                for frames in session.push(utterance):
-                    self._note_frames()
-                    self._put(self._frames, frames)
-            for frames in session.finish():
+    def _speech(self) -> Iterator[Utterance]:
+        for sentence in self.sentences:
+            utterance = self.speaker.speak(sentence)
+            self._timeline.append(utterance.resampled(AUDIO_RATE).audio)
+            if not self.stats.speech_ready:
+                self.stats.speech_ready = time.perf_counter() - self._started
+            yield utterance.resampled(ENGINE_SAMPLE_RATE)
+
+    def _frames_of_speech(self) -> Iterator[np.ndarray]:
+        session = self.engine.start(self.face)
+        while (utterance := self._get(self._utterances)) is not _DONE:
+            for frames in session.push(utterance):
                 self._note_frames()
-                self._put(self._frames, frames)
-            self._put(self._frames, _DONE)
-        except RunCancelled:
-            return
-        except BaseException as error:
-            self._safe_put(self._frames, error)
+                yield frames
+        for frames in session.finish():
+            self._note_frames()
+            yield frames
 
     def _note_frames(self) -> None:
         if not self.stats.first_frame:
@@ -210,10 +214,14 @@ class Run:
         Each event's files stay until the run ends: copy what must outlive it.
         """
         self._started = time.perf_counter()
+        stages = (
+            ("speech", self._speech, self._utterances),
+            ("engine", self._frames_of_speech, self._frames),
+            ("encoder", self._segments_of_frames, self._segments),
+        )
         threads = [
-            threading.Thread(target=self._speak, name="speech", daemon=True),
-            threading.Thread(target=self._animate, name="engine", daemon=True),
-            threading.Thread(target=self._encode, name="encoder", daemon=True),
+            threading.Thread(target=self._stage, args=(produce, output), name=name, daemon=True)
+            for name, produce, output in stages
         ]
         for thread in threads:
             thread.start()
@@ -226,20 +234,11 @@ class Run:
                 thread.join(timeout=5)
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def _encode(self) -> None:
-        try:
-            for event in self._segments_of_frames():
-                self._put(self._segments, event)
-            self._put(self._segments, _DONE)
-        except RunCancelled:
-            return
-        except BaseException as error:
-            self._safe_put(self._segments, error)
-        finally:
-            if self._live_encoder is not None:
-                self._live_encoder.close()
-            elif self.live is not None:
-                self.live.close()
+    def _close_live(self) -> None:
+        if self._live_encoder is not None:
+            self._live_encoder.close()
+        elif self.live is not None:
+            self.live.close()
 
     def _stream_live(self, frames: np.ndarray, first_frame: int) -> None:
         if self._live_encoder is None:
@@ -247,6 +246,12 @@ class Run:
         self._live_encoder.write(frames, self._timeline.audio(), first_frame)
 
     def _segments_of_frames(self) -> Iterator[SegmentReady | RunFinished]:
+        try:
+            yield from self._encode_segments()
+        finally:
+            self._close_live()
+
+    def _encode_segments(self) -> Iterator[SegmentReady | RunFinished]:
         pending: list[np.ndarray] = []
         pending_count = 0
         written = 0
