@@ -12,10 +12,11 @@ import threading
 from pathlib import Path
 
 import gradio as gr
-import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 
+from avatar import zerogpu  # first: on ZeroGPU, `spaces` must patch torch before anything uses CUDA
 from avatar.housekeeping import CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS, start_housekeeping
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
@@ -27,10 +28,6 @@ Pick a face, type a sentence, press **Generate**: the face speaks it, streamed i
 Runs on any computer with the embedded photo animator; with a GPU and FlashHead weights,
 the neural engine can take over.
 """
-
-# On SIGTERM, how long open connections (visitors' live streams) may hold up the shutdown clean-up.
-SHUTDOWN_GRACE_SECONDS = 5
-
 
 def build_page(studio: Studio) -> gr.Blocks:
     """The whole page: an introduction and one tab per task."""
@@ -44,20 +41,16 @@ def build_page(studio: Studio) -> gr.Blocks:
     return page
 
 
-def build_server(studio: Studio, page: gr.Blocks) -> FastAPI:
-    """The web server: the page, plus each run's live stream for the MSE player."""
-    server = FastAPI()
+def live_routes(studio: Studio) -> list[APIRoute]:
+    """Each run's live stream for the MSE player, served beside the page."""
 
-    @server.get("/live/{token}")
     def live_stream(token: str) -> StreamingResponse:
         broadcast = studio.live_streams.get(token)
         if broadcast is None:
             raise HTTPException(status_code=404, detail="No such stream (it may have expired).")
         return StreamingResponse(broadcast.read(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
-    return gr.mount_gradio_app(
-        server, page, path="/", allowed_paths=[str(Path(__file__).parent / "assets")], footer_links=["api"]
-    )
+    return [APIRoute("/live/{token}", live_stream, methods=["GET"])]
 
 
 def main() -> None:
@@ -65,21 +58,26 @@ def main() -> None:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(studio.settings.work_dir / "gradio"))
     housekeeping = start_housekeeping(studio.settings.work_dir, Path(os.environ["GRADIO_TEMP_DIR"]))
     expose_ffmpeg_tools(studio.settings.work_dir / "bin")
-    threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
+    if zerogpu.ACTIVE:
+        # Weights reach ZeroGPU's GPU only if they were placed on "cuda" by the main thread before launch.
+        studio.warm_up()
+        studio.engines.seal()
+    else:
+        threading.Thread(target=studio.warm_up, name="warm-up", daemon=True).start()
     page = build_page(studio)
     housekeeping.cap.protect_existing()
     page.queue(default_concurrency_limit=2, max_size=32)
-    # uvicorn re-raises SIGTERM once it has shut down: exit normally instead, so that `finally` runs.
+    # Gradio's server runs in a thread; on SIGTERM, leave the main thread normally so that `finally` runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(
-            build_server(studio, page),
-            host=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-            log_level="warning",
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        page.launch(
+            app_kwargs={"routes": live_routes(studio)},
+            allowed_paths=[str(Path(__file__).parent / "assets")],
+            footer_links=["api"],
+            ssr_mode=False,
         )
     finally:
+        page.close()
         housekeeping.close()
 
 

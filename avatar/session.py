@@ -10,6 +10,7 @@ cancelled.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.config import ENGINE_SAMPLE_RATE, FPS
+from avatar.engines.animate import animate
 from avatar.engines.base import Engine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
@@ -188,19 +190,15 @@ class Run:
                 self.stats.speech_ready = time.perf_counter() - self._started
             yield utterance.resampled(ENGINE_SAMPLE_RATE)
 
-    def _frames_of_speech(self) -> Iterator[np.ndarray]:
-        session = self.engine.start(self.face)
+    def _spoken(self) -> Iterator[Utterance]:
         while (utterance := self._get(self._utterances)) is not _DONE:
-            for frames in session.push(utterance):
-                self._note_frames()
-                yield frames
-        for frames in session.finish():
-            self._note_frames()
-            yield frames
+            yield utterance
 
-    def _note_frames(self) -> None:
-        if not self.stats.first_frame:
-            self.stats.first_frame = time.perf_counter() - self._started
+    def _frames_of_speech(self) -> Iterator[np.ndarray]:
+        for frames in animate(self.engine, self.face, self._spoken()):
+            if not self.stats.first_frame:
+                self.stats.first_frame = time.perf_counter() - self._started
+            yield frames
 
     def _safe_put(self, target: queue.Queue, item: object) -> None:
         try:
@@ -219,8 +217,12 @@ class Run:
             ("engine", self._frames_of_speech, self._frames),
             ("encoder", self._segments_of_frames, self._segments),
         )
+        # Each thread runs in a copy of the caller's context, so the visitor's request goes with the
+        # work (ZeroGPU charges a GPU booking to the visitor it finds there).
         threads = [
-            threading.Thread(target=self._stage, args=(produce, output), name=name, daemon=True)
+            threading.Thread(
+                target=contextvars.copy_context().run, args=(self._stage, produce, output), name=name, daemon=True
+            )
             for name, produce, output in stages
         ]
         for thread in threads:

@@ -98,7 +98,10 @@ class Studio:
         return run
 
     def warm_up(self) -> None:
-        """Load the offline voice, the landmark model and the preferred engine before the first click."""
+        """Load the offline voice, the landmark model, the preferred engine and the fallback before the first click.
+
+        A preferred engine that cannot load is skipped here; a run that asks for it is told why.
+        """
         samples = self.sample_faces()
         if samples:
             self.read_face(samples[0])
@@ -106,7 +109,8 @@ class Studio:
         try:
             self.engines.get(self.engines.preferred())
         except EngineUnavailable:
-            self.engines.get(DEFAULT_KEY)
+            pass
+        self.engines.get(DEFAULT_KEY)
 
 
 def describe(stats: RunStats) -> str:

@@ -1,7 +1,11 @@
-"""Paths and loaders shared by the tests: real photos from assets/ and tests/data/."""
+"""Paths and loaders shared by the tests (real photos from assets/ and tests/data/), and a ZeroGPU-like worker."""
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import pickle
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +13,7 @@ import numpy as np
 from avatar.config import SAMPLE_FACES_DIR
 from avatar.images import load_photo
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = SAMPLE_FACES_DIR / "astronaut.png"
 GRACE_HOPPER = SAMPLE_FACES_DIR / "grace_hopper.jpg"
@@ -18,3 +23,41 @@ LIMITS = {"max_pixels": 40_000_000, "max_bytes": 25_000_000}
 
 def photo(path: Path) -> np.ndarray:
     return load_photo(path, **LIMITS)
+
+
+def draw_in_forked_worker(*arguments: object) -> list[np.ndarray]:
+    """`draw_frames_on_gpu(*arguments)` the way ZeroGPU runs it: in a worker forked beforehand.
+
+    As on ZeroGPU, the worker is forked first and reused state comes from the fork; the arguments
+    then travel to it by pickle and every chunk of frames travels back by pickle.
+    """
+    context = multiprocessing.get_context("fork")
+    to_worker, worker_end = context.Pipe()
+    worker = context.Process(target=_gpu_worker, args=(worker_end,), daemon=True)
+    worker.start()
+    try:
+        to_worker.send_bytes(pickle.dumps(arguments))
+        chunks = []
+        while to_worker.poll(120):
+            item = pickle.loads(to_worker.recv_bytes())
+            if isinstance(item, str):
+                if item != "done":
+                    raise AssertionError(f"the worker failed:\n{item}")
+                return chunks
+            chunks.append(item)
+        raise AssertionError("the worker stopped answering")
+    finally:
+        worker.join(timeout=10)
+        if worker.is_alive():
+            worker.kill()
+
+
+def _gpu_worker(connection: multiprocessing.connection.Connection) -> None:
+    from avatar.engines.animate import draw_frames_on_gpu
+
+    try:
+        for frames in draw_frames_on_gpu(*pickle.loads(connection.recv_bytes())):
+            connection.send_bytes(pickle.dumps(frames))
+        connection.send_bytes(pickle.dumps("done"))
+    except Exception:
+        connection.send_bytes(pickle.dumps(traceback.format_exc()))

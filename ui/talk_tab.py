@@ -114,6 +114,8 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 yield from run_now(photo_path, words, voice_key, engine_key, progress)
         except UserFacingError as error:
             yield None, None, None, f"⚠️ {error}"
+        except gr.Error as error:  # from ZeroGPU's `spaces`: no GPU free, quota used up
+            yield None, None, None, f"⚠️ {error.message}"
 
     def run_now(photo_path: str | None, words: str, voice_key: str, engine_key: str, progress) -> Iterator[tuple]:
         current = studio.start_run(

@@ -161,6 +161,8 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
             yield {**ranked_view(trial, done), grid: grid_value, bundle: str(bundle_path), grid_file: grid_value}
         except UserFacingError as error:
             yield {status: f"⚠️ {error}"}
+        except gr.Error as error:  # from ZeroGPU's `spaces`: no GPU free, quota used up
+            yield {status: f"⚠️ {error.message}"}
 
     def check_only(given, words, voice_key, engine_key, old) -> Iterator[dict]:
         yield from trial_run(given, words, voice_key, engine_key, old, speak=False)

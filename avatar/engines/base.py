@@ -8,6 +8,8 @@ so the page can start playing while later sentences are still being spoken.
 
 from __future__ import annotations
 
+import uuid
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,10 +49,39 @@ class EngineSession(ABC):
         """The frames still owed for audio already pushed."""
 
 
+# Every engine of this process by handle, so that an engine can travel by pickle as a reference.
+_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
+
+
+def _engine_by_handle(handle: str) -> Engine:
+    engine = _ENGINES.get(handle)
+    if engine is None:
+        raise EngineUnavailable("This engine was loaded after the GPU worker started; please restart the app.")
+    return engine
+
+
 class Engine(ABC):
     """A lip-sync engine: turns a face plus speech into frames of that face talking."""
 
     info: EngineInfo
+    # Whether the engine draws on a CUDA GPU (on ZeroGPU, such engines run inside `spaces.GPU`).
+    uses_gpu: bool = False
+    # GPU time a second of speech takes at most, for booking a ZeroGPU GPU (a shared GPU slice is slower).
+    gpu_seconds_per_speech_second: float = 1.0
+
+    def __new__(cls, *args: object, **kwargs: object) -> Engine:
+        engine = super().__new__(cls)
+        engine.handle = uuid.uuid4().hex
+        _ENGINES[engine.handle] = engine
+        return engine
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        """An engine pickles as a reference to itself, never its weights.
+
+        ZeroGPU's GPU worker is forked from this process, so it already holds the same engine under
+        the same handle; only the handle needs to travel.
+        """
+        return (_engine_by_handle, (self.handle,))
 
     @abstractmethod
     def start(self, face: Face) -> EngineSession:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from avatar import zerogpu
 from avatar.config import Settings
 from avatar.engines.base import Engine, EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
@@ -25,14 +26,20 @@ class EngineOption:
 
 
 def _load_default(settings: Settings, progress: Progress | None) -> Engine:
-    return DefaultEngine(settings.device)
+    # On ZeroGPU the animator stays on the CPU: it is faster than real time there, and a run that
+    # books no GPU neither waits for one nor spends the visitor's GPU quota.
+    device = "cpu" if zerogpu.ACTIVE and settings.device == "auto" else settings.device
+    return DefaultEngine(device)
 
 
 def _flashhead_loader(variant: str) -> Callable[[Settings, Progress | None], Engine]:
     def load(settings: Settings, progress: Progress | None) -> Engine:
         from avatar.engines.flashhead.engine import FlashHeadEngine
 
-        return FlashHeadEngine.from_settings(replace(settings, flashhead_variant=variant), progress)
+        # ZeroGPU lends the GPU for single runs only, so there is no GPU at load time to compile on.
+        return FlashHeadEngine.from_settings(
+            replace(settings, flashhead_variant=variant), progress, compile_models=False if zerogpu.ACTIVE else None
+        )
 
     return load
 
@@ -57,10 +64,22 @@ class EngineRegistry:
         self._lock = threading.Lock()
         self._engines: dict[str, Engine] = {}
         self.problems: dict[str, str] = {}
+        self.sealed = False
+
+    def seal(self) -> None:
+        """Load nothing more: what is loaded now is all there will be.
+
+        On ZeroGPU, weights can be placed on the GPU only while the app starts, in its main thread;
+        after that, an engine that was not loaded is not offered.
+        """
+        with self._lock:
+            self.sealed = True
 
     def options(self) -> list[EngineOption]:
         """The default engine everywhere; FlashHead only where there is a CUDA GPU to run it."""
         keys = [DEFAULT_KEY, *(FLASHHEAD_KEYS if self.cuda else ())]
+        if self.sealed:
+            keys = [key for key in keys if key in self._engines]
         return [EngineOption(key, _LABELS[key]) for key in keys]
 
     def preferred(self) -> str:
@@ -71,13 +90,19 @@ class EngineRegistry:
         if wanted in offered:
             return wanted
         local_weights = Path(self.settings.flashhead_weights).is_dir()
-        if wanted == "auto" and self.cuda and local_weights:
-            return f"flashhead-{self.settings.flashhead_variant}"
+        flashhead = f"flashhead-{self.settings.flashhead_variant}"
+        if wanted == "auto" and self.cuda and local_weights and flashhead in offered:
+            return flashhead
         return DEFAULT_KEY
 
     def explain(self) -> str:
         """Why the preselected engine was chosen, in the page's words."""
         chosen = self.preferred()
+        if zerogpu.ACTIVE:
+            return (
+                f"{_LABELS[chosen]} preselected. This is a ZeroGPU Space: the embedded animator runs on the CPU, "
+                "and FlashHead, when AVATAR_ENGINE loads it, books a shared GPU for each run."
+            )
         if chosen != DEFAULT_KEY:
             return f"{_LABELS[chosen]} preselected: a CUDA GPU is here and AVATAR_ENGINE / local weights ask for it."
         if not self.cuda:
@@ -98,6 +123,9 @@ class EngineRegistry:
             raise EngineUnavailable(f"There is no engine called {key!r}.")
         with self._lock:
             if key not in self._engines:
+                if self.sealed:
+                    reason = self.problems.get(key, f"{_LABELS[key]} was not loaded when this app started.")
+                    raise EngineUnavailable(reason)
                 try:
                     self._engines[key] = loader(self.settings, progress)
                 except EngineUnavailable as error:

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from avatar.config import Settings
+from avatar.engines.animate import draw_frames
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.flashhead.audio_features import frame_windows
 from avatar.engines.flashhead.engine import FlashHeadEngine
@@ -21,6 +22,7 @@ from avatar.engines.flashhead.weights import load_strict
 from avatar.faces import DetectedFace, Face
 from avatar.speech.utterance import Utterance
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
+from tests.helpers import draw_in_forked_worker
 
 SIZE = 64
 
@@ -123,6 +125,15 @@ def test_warming_up_renders_a_chunk_and_leaves_sessions_unaffected(engine):
     engine.warm_up()
     session = engine.start(a_face())
     assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
+
+
+def test_a_run_drawn_in_a_forked_gpu_worker_as_on_zerogpu_matches_one_drawn_here(engine):
+    engine.start(a_face())  # the engine's GPU thread exists before the fork, as in the app
+    utterances = [speech(20_000, seed=1), speech(9_000, seed=2)]
+    here = np.concatenate(list(draw_frames(engine, a_face(), utterances)))
+    there = np.concatenate(draw_in_forked_worker(engine, a_face(), utterances))
+    assert there.shape == here.shape == (46, SIZE, SIZE, 3)
+    assert np.abs(there.astype(int) - here.astype(int)).max() <= 1
 
 
 def test_an_exact_number_of_chunks_leaves_nothing_for_finish(engine):

@@ -53,6 +53,7 @@ class DefaultEngine(Engine):
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         self.device = resolve_device(device)
+        self.uses_gpu = self.device.type == "cuda"
         self.output = output
         self.info = EngineInfo(key="default", label="Embedded photo animator", device=self.device.type.upper())
         self._prepared: OrderedDict[str, FaceRenderer] = OrderedDict()

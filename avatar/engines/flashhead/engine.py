@@ -7,6 +7,8 @@ arrived, and `finish` pads the last chunk with silence and trims the frames nobo
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -144,16 +146,22 @@ class FlashHeadSession(EngineSession):
             yield frames[0]
 
 
+# GPU seconds a second of speech may take on a ZeroGPU slice (half an H200), with no compilation:
+# about three times what Lite and Pro take on a whole H100, compiled.
+GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 0.5, "pro": 2.5}
+
+
 class FlashHeadEngine(Engine):
     """SoulX-FlashHead (Lite or Pro) behind the app's engine interface."""
 
     def __init__(self, pipeline: FlashHeadPipeline, variant: str, seed: int = 0) -> None:
         self.pipeline = pipeline
         self.seed = seed
-        # Every pipeline call runs on this one thread: Gradio serves each visitor from its own thread,
-        # while CUDA graphs (torch.compile "reduce-overhead") are recorded per thread and must not be
-        # replayed by two threads at once. One thread also keeps one chunk in flight at a time.
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashhead-gpu")
+        self.uses_gpu = pipeline.device.type == "cuda"
+        self.gpu_seconds_per_speech_second = GPU_SECONDS_PER_SPEECH_SECOND[variant]
+        self._lock = threading.Lock()
+        self._worker: ThreadPoolExecutor | None = None
+        self._worker_pid = 0
         self.info = EngineInfo(
             key=f"flashhead-{variant}", label=f"FlashHead {variant.capitalize()}", device=str(pipeline.device)
         )
@@ -193,9 +201,23 @@ class FlashHeadEngine(Engine):
         if compiled:
             self.warm_up()
 
+    def _gpu_thread(self) -> ThreadPoolExecutor:
+        """The one thread that makes every pipeline call.
+
+        Gradio serves each visitor from its own thread, while CUDA graphs (torch.compile
+        "reduce-overhead") are recorded per thread and must not be replayed by two threads at once;
+        one thread also keeps one chunk in flight at a time. A process forked from this one (ZeroGPU's
+        GPU worker) inherits none of its threads, so it starts its own.
+        """
+        with self._lock:
+            if self._worker_pid != os.getpid():
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashhead-gpu")
+                self._worker_pid = os.getpid()
+            return self._worker
+
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
-        return self.worker.submit(fn, *args).result()
+        return self._gpu_thread().submit(fn, *args).result()
 
     def warm_up(self, batch: int = 1) -> None:
         """Render one silent chunk of `batch` grey faces, so compilation for that batch size happens now."""

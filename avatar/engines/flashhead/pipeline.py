@@ -59,14 +59,17 @@ class HostFrames:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        # Made at the first copy, not at load: on ZeroGPU there is no GPU until a run books one.
+        self.stream: torch.cuda.Stream | None = None
         self.staging: dict[tuple[int, ...], torch.Tensor] = {}
 
     def start(self, frames: torch.Tensor) -> Callable[[], np.ndarray]:
         """Begin copying `frames` (contiguous uint8 on the device); the returned call waits and gives an array."""
-        if self.stream is None:
+        if self.device.type != "cuda":
             array = frames.cpu().numpy()
             return lambda: array
+        if self.stream is None:
+            self.stream = torch.cuda.Stream(self.device)
         shape = tuple(frames.shape)
         if shape not in self.staging:
             self.staging[shape] = torch.empty(shape, dtype=torch.uint8, pin_memory=True)

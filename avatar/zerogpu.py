@@ -1,0 +1,35 @@
+"""ZeroGPU, Hugging Face's shared-GPU Spaces: there the GPU is lent only inside `spaces.GPU` functions.
+
+Such a function runs in a worker process forked from the app, so its arguments and results travel
+by pickle, and CUDA works only inside it; weights placed on "cuda" at start-up are held back by
+`spaces` and moved onto the GPU in the worker. Off ZeroGPU, and where the `spaces` package is not
+installed, `gpu_task` leaves a function exactly as it is.
+
+Import this module before anything touches CUDA: on ZeroGPU, importing `spaces` is what patches torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+try:
+    import spaces
+except ImportError:
+    spaces = None
+
+F = TypeVar("F", bound=Callable)
+
+# True only on a ZeroGPU Space: `spaces` is installed and the Space set SPACES_ZERO_GPU.
+ACTIVE: bool = spaces is not None and spaces.config.Config.zero_gpu
+
+
+def gpu_task(duration: Callable[..., int]) -> Callable[[F], F]:
+    """Book a ZeroGPU GPU for each call, for `duration(*args)` seconds at most; elsewhere a no-op."""
+
+    def wrap(function: F) -> F:
+        if spaces is None:
+            return function
+        return spaces.GPU(function, duration=duration)
+
+    return wrap

@@ -1,0 +1,86 @@
+"""On a ZeroGPU Space, GPU work runs inside `spaces.GPU` in a forked worker; elsewhere nothing changes."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from avatar import zerogpu
+from avatar.config import Settings
+from avatar.engines.animate import LONGEST_BOOKING, booked_seconds, draw_frames, draw_frames_on_gpu
+from avatar.engines.base import EngineUnavailable
+from avatar.engines.default.engine import DefaultEngine
+from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
+from avatar.speech.utterance import Utterance
+from tests.helpers import ROOT, draw_in_forked_worker
+
+
+def speech(seconds: float, seed: int = 0) -> Utterance:
+    """Loud and quiet stretches, so that the mouth opens and closes."""
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * 16_000)
+    envelope = (np.sin(np.linspace(0, 12 * np.pi, samples)) > 0).astype(np.float32)
+    audio = (0.4 * envelope * rng.standard_normal(samples)).astype(np.float32)
+    return Utterance(text="hello", audio=audio, sample_rate=16_000)
+
+
+def test_an_engine_travels_by_pickle_as_a_small_reference_to_itself(astronaut_face):
+    engine = DefaultEngine("cpu")
+    engine.prepare(astronaut_face)
+    pickled = pickle.dumps(engine)
+    assert len(pickled) < 500
+    assert pickle.loads(pickled) is engine
+
+
+def test_a_run_drawn_in_a_forked_gpu_worker_matches_the_same_run_drawn_here(astronaut_face):
+    engine = DefaultEngine("cpu")
+    utterances = [speech(0.9, seed=1), speech(0.5, seed=2)]
+    here = np.concatenate(list(draw_frames(engine, astronaut_face, utterances)))
+    there = np.concatenate(draw_in_forked_worker(engine, astronaut_face, utterances))
+    assert there.shape == here.shape == (35, 512, 512, 3)
+    assert np.abs(there.astype(int) - here.astype(int)).max() <= 1
+
+
+def test_with_spaces_installed_but_no_zerogpu_the_gpu_work_is_the_plain_function():
+    assert zerogpu.spaces is not None, "the tests run with the `spaces` package installed"
+    assert not zerogpu.ACTIVE
+    assert zerogpu.gpu_task(duration=booked_seconds)(draw_frames) is draw_frames
+    assert not hasattr(draw_frames_on_gpu, "zerogpu"), "spaces marks the functions it wraps for ZeroGPU"
+
+
+def test_without_the_spaces_package_the_app_imports_and_runs_its_gpu_work_in_process():
+    script = (
+        "import sys; sys.modules['spaces'] = None\n"
+        "import app\n"
+        "from avatar import zerogpu\n"
+        "from avatar.engines.animate import draw_frames\n"
+        "assert zerogpu.spaces is None and not zerogpu.ACTIVE\n"
+        "assert zerogpu.gpu_task(duration=len)(draw_frames) is draw_frames\n"
+        "print('imported')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "imported" in result.stdout
+
+
+def test_a_gpu_booking_covers_the_worker_start_and_the_drawing_and_never_exceeds_zerogpus_limit(astronaut_face):
+    engine = DefaultEngine("cpu")
+    engine.gpu_seconds_per_speech_second = 2.0
+    short = booked_seconds(engine, astronaut_face, [speech(3.0), speech(2.0)])
+    assert short == pytest.approx(20 + 10, abs=1)
+    assert booked_seconds(engine, astronaut_face, [speech(200.0)]) == LONGEST_BOOKING
+
+
+def test_once_sealed_only_engines_loaded_at_start_up_are_offered_and_others_refuse_clearly():
+    registry = EngineRegistry(Settings(device="cpu"), cuda_available=True)
+    registry.get(DEFAULT_KEY)
+    assert {option.key for option in registry.options()} == {"default", "flashhead-lite", "flashhead-pro"}
+    registry.seal()
+    assert [option.key for option in registry.options()] == [DEFAULT_KEY]
+    assert registry.preferred() == DEFAULT_KEY
+    with pytest.raises(EngineUnavailable, match="not loaded when this app started"):
+        registry.get("flashhead-lite")
