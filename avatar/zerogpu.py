@@ -15,7 +15,9 @@ from typing import TypeVar
 
 try:
     import spaces
-except ImportError:
+except ModuleNotFoundError as missing:
+    if missing.name != "spaces":  # installed but broken: on ZeroGPU, running without it would fail later
+        raise
     spaces = None
 
 F = TypeVar("F", bound=Callable)

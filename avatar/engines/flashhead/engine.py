@@ -146,9 +146,9 @@ class FlashHeadSession(EngineSession):
             yield frames[0]
 
 
-# GPU seconds a second of speech may take on a ZeroGPU slice (half an H200), with no compilation:
-# about three times what Lite and Pro take on a whole H100, compiled.
-GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 0.5, "pro": 2.5}
+# GPU seconds a second of speech may take in ZeroGPU's worker (uncompiled, on half an H200): Lite took
+# 0.43-0.51 on a whole H100 warm, 1.1 cold (bench/zerogpu_rehearsal.py); Pro is about 8x slower than Lite.
+GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 1.0, "pro": 4.0}
 
 
 class FlashHeadEngine(Engine):

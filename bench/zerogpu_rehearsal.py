@@ -1,0 +1,273 @@
+"""ZeroGPU rehearsal: the app's FlashHead runs under the real `spaces` package, on a machine with a GPU.
+
+ZeroGPU itself exists only on Hugging Face. This runs its client, the `spaces` package, for real:
+its torch patching while the app loads, its packing of the weights at launch, its forked GPU worker,
+its pickled arguments and streamed results, and its stop on cancel. Only the Space's device API,
+which lends a GPU to each call, is played by a small server on loopback that always lends this
+machine's GPU. The engine is loaded the way app.py loads it on ZeroGPU (registry, main thread,
+uncompiled) from full-size random weights written in the published layout, so no download is needed.
+
+Measures, for a run of --seconds of speech: time to the first frames and to the last, for a cold
+worker (fork, CUDA start, weights moved to the GPU) and a warm one; a cancel; and that the embedded
+animator books no GPU. Needs CUDA:  python bench/zerogpu_rehearsal.py [--tiny] [--seconds 10]
+Prints a table, writes JSON (--json) and rewrites the "## ZeroGPU rehearsal" section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version as package_version
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SECTION = "ZeroGPU rehearsal"
+
+
+class DeviceApi(ThreadingHTTPServer):
+    """The Space's device API as `spaces` calls it: every booking gets this machine's GPU at once."""
+
+    def __init__(self, gpu_uuid: str) -> None:
+        super().__init__(("127.0.0.1", 0), _DeviceApiHandler)
+        self.gpu_uuid = gpu_uuid
+        self.bookings: list[int] = []
+        self.releases: list[bool] = []
+        self.reported = False
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _DeviceApiHandler(BaseHTTPRequestHandler):
+    server: DeviceApi
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        request = urlparse(self.path)
+        query = {key: values[0] for key, values in parse_qs(request.query).items()}
+        body = b""
+        if request.path == "/schedule":
+            self.server.bookings.append(int(query.get("durationSeconds", 0)))
+            token = uuid.uuid4().hex
+            body = json.dumps({"idle": True, "nvidiaIndex": 0, "nvidiaUUID": self.server.gpu_uuid, "allowToken": token})
+            body = body.encode()
+        elif request.path == "/release":
+            self.server.releases.append(query.get("fail") == "True")
+        elif request.path == "/startup-report":
+            self.server.reported = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def first_gpu_uuid() -> str:
+    """The GPU's UUID from nvidia-smi: asking torch would start CUDA before `spaces` is imported."""
+    query = ["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"]
+    return subprocess.run(query, capture_output=True, text=True).stdout.split()[0]
+
+
+def write_weights(root: Path, tiny: bool) -> None:
+    """FlashHead Lite's folders with random weights in the published layout (bf16, as the app runs it)."""
+    import torch
+    from diffusers import AutoencoderKLLTXVideo
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    from avatar.engines.flashhead.transformer import WanModelAudioProject
+    from bench.flashhead_speed import FULL, TINY, VARIANT_SHAPES
+
+    shapes = dict(VARIANT_SHAPES["lite"])
+    if tiny:
+        shapes["in_dim"], shapes["out_dim"] = 16, 8
+    WanModelAudioProject(**(TINY if tiny else FULL), **shapes).to(torch.bfloat16).save_pretrained(root / "Model_Lite")
+    channels = (8, 8, 8, 8) if tiny else (128, 256, 512, 512)
+    layers = (1, 1, 1, 1, 1) if tiny else (4, 3, 3, 3, 4)
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=shapes["out_dim"],
+        block_out_channels=channels,
+        decoder_block_out_channels=channels,
+        layers_per_block=layers,
+        decoder_layers_per_block=layers,
+    )
+    vae.save_pretrained(root / "VAE_LTX")
+    config = Wav2Vec2Config(**({"intermediate_size": 64, "conv_dim": (32,) * 7} if tiny else {}))
+    Wav2Vec2Model(config).save_pretrained(root / "wav2vec2")
+    Wav2Vec2FeatureExtractor().save_pretrained(root / "wav2vec2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of speech in each run")
+    parser.add_argument("--tiny", action="store_true", help="tiny random models: checks the script, not the speed")
+    parser.add_argument("--json", type=Path, default=Path("bench/out/zerogpu_rehearsal.json"))
+    parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
+    args = parser.parse_args()
+
+    api = DeviceApi(first_gpu_uuid())
+    work = Path(tempfile.mkdtemp(prefix="zerogpu-"))
+    os.environ.update(
+        SPACES_ZERO_GPU="true", SPACES_ZERO_DEVICE_API_URL=api.url, ZEROGPU_OFFLOAD_DIR=str(work / "offload")
+    )
+    # As in app.py: `spaces` is imported (and patches torch) before anything else touches CUDA.
+    from avatar import zerogpu
+
+    assert zerogpu.ACTIVE, "spaces did not switch to ZeroGPU mode"
+    import gradio as gr
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from avatar.config import SAMPLE_FACES_DIR, Settings
+    from avatar.engines.animate import animate
+    from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
+    from avatar.faces import DetectedFace, Face
+    from avatar.speech.utterance import Utterance
+    from bench.results import write_section
+
+    started = time.perf_counter()
+    write_weights(work / "weights", args.tiny)
+    written = time.perf_counter() - started
+    size = 64 if args.tiny else 512
+    key = "flashhead-lite"
+    settings = Settings(
+        engine=key,
+        flashhead_weights=str(work / "weights"),
+        flashhead_variant="lite",
+        wav2vec2_weights=str(work / "weights" / "wav2vec2"),
+        crop_size=size,
+    )
+    registry = EngineRegistry(settings)
+    started = time.perf_counter()
+    engine = registry.get(key)
+    loaded = time.perf_counter() - started
+    animator = registry.get(DEFAULT_KEY)
+    registry.seal()
+    # spaces packs the weights and reports to the device API when the first Blocks is launched.
+    started = time.perf_counter()
+    with gr.Blocks() as page:
+        gr.Markdown("ZeroGPU rehearsal")
+    page.launch(prevent_thread_lock=True, quiet=True)
+    packed = time.perf_counter() - started
+
+    crop = np.asarray(Image.open(SAMPLE_FACES_DIR / "astronaut.png").convert("RGB").resize((size, size)))
+    detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
+    face = Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+    rng = np.random.default_rng(0)
+    sentences = [args.seconds * share for share in (0.2, 0.5, 0.3)]
+    utterances = [
+        Utterance("sentence", (0.3 * rng.standard_normal(int(s * 16_000))).astype(np.float32), 16_000)
+        for s in sentences
+    ]
+    wanted = math.ceil(sum(len(u.audio) for u in utterances) / 640)
+
+    def timed_run(stop_after: int | None = None) -> dict:
+        start = time.perf_counter()
+        first, frames, chunks = 0.0, [], animate(engine, face, utterances)
+        for chunk in chunks:
+            first = first or time.perf_counter() - start
+            frames.append(chunk)
+            if stop_after is not None and len(frames) >= stop_after:
+                stop = time.perf_counter()
+                chunks.close()
+                return {"first_s": first, "stopped_in_s": time.perf_counter() - stop, "frames": sum(map(len, frames))}
+        video = np.concatenate(frames)
+        total = time.perf_counter() - start
+        return {
+            "first_s": first,
+            "total_s": total,
+            "frames": len(video),
+            "fps": len(video) / total,
+            "moving": float(np.abs(np.diff(video.astype(np.int16), axis=0)).mean()),
+        }
+
+    rows = {}
+    rows["cold worker"] = timed_run()
+    rows["warm worker"] = timed_run()
+    rows["cancelled after 1 chunk"] = timed_run(stop_after=1)
+    rows["warm worker after a cancel"] = timed_run()
+    report = {
+        "command": "python " + shlex.join(["bench/zerogpu_rehearsal.py", *sys.argv[1:]]),
+        "gpu": subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True
+        ).stdout.strip(),
+        "torch": torch.__version__,
+        "gradio": gr.__version__,
+        "spaces": package_version("spaces"),
+        "weights": "tiny random" if args.tiny else "full-size random",
+        "speech_seconds": sum(u.duration for u in utterances),
+        "frames_wanted": wanted,
+        "write_weights_s": written,
+        "load_s": loaded,
+        "launch_and_pack_s": packed,
+        "startup_reported": api.reported,
+        "bookings_s": api.bookings,
+        "failed_releases": sum(api.releases),
+        "animator_on": animator.info.device,
+        "animator_uses_gpu": animator.uses_gpu,
+        "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    section = render_section(report)
+    print(section)
+    write_section(SECTION, section, args.results)
+    page.close()
+    # spaces' GPU worker turns SIGTERM into closing its queue, so multiprocessing's join at exit
+    # could wait for it forever; a Space's container is killed instead. The results are written.
+    os._exit(0)
+
+
+def render_section(report: dict) -> str:
+    lines = [
+        f"`{report['command']}` on {report['gpu']}, torch {report['torch']}, gradio {report['gradio']}, "
+        f"spaces {report['spaces']}; FlashHead Lite with {report['weights']} weights, "
+        f"uncompiled (as on ZeroGPU), {report['speech_seconds']:.1f} s of speech a run "
+        f"({report['frames_wanted']} frames).",
+        "",
+        "The real `spaces` client ran: torch patched at import, weights placed on `cuda` in the main thread, "
+        "packed at launch, moved to the GPU in its forked worker; arguments and frames went by pickle. "
+        "Only the Space's device API was a stand-in on loopback that lends this GPU at once, so "
+        "ZeroGPU's queueing and its GPU slice (half an H200) are not part of these times.",
+        "",
+        "| run | first frames (s) | all frames (s) | frames | frames/s | mean change between frames |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in report["rows"].items():
+        if "total_s" in row:
+            lines.append(
+                f"| {name} | {row['first_s']:.2f} | {row['total_s']:.2f} | {row['frames']} | {row['fps']:.0f} "
+                f"| {row['moving']:.2f} |"
+            )
+        else:
+            lines.append(f"| {name} | {row['first_s']:.2f} | stopped {row['stopped_in_s']:.2f} s after close "
+                         f"| {row['frames']} | | |")
+    lines += [
+        "",
+        f"- Start-up: weights loaded in {report['load_s']:.1f} s, launch with packing "
+        f"{report['launch_and_pack_s']:.1f} s; start-up reported to the device API: {report['startup_reported']}.",
+        f"- GPU bookings asked (s): {report['bookings_s']}; failed releases: {report['failed_releases']}.",
+        f"- The embedded animator was placed on the {report['animator_on']} (uses the GPU: "
+        f"{report['animator_uses_gpu']}), although torch, patched by `spaces`, reports a GPU in the main process.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
