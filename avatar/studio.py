@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from avatar import zerogpu
 from avatar.config import SAMPLE_FACES_DIR, Settings
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.registry import DEFAULT_KEY, FLASHHEAD_KEYS, EngineRegistry, Progress
@@ -35,7 +36,8 @@ class Studio:
         self.line = WaitingLine(
             default_slots=self.settings.runs_at_once,
             max_waiting=self.settings.max_waiting,
-            slots={key: 1 for key in FLASHHEAD_KEYS},
+            # One FlashHead run at a time shares a dedicated GPU best; on ZeroGPU each run books a GPU of its own.
+            slots={key: self.settings.runs_at_once if zerogpu.ACTIVE else 1 for key in FLASHHEAD_KEYS},
         )
 
     def sample_faces(self) -> list[Path]:

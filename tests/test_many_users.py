@@ -18,6 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from avatar.errors import UserFacingError
+from avatar.housekeeping import folder_bytes
 from avatar.waiting_line import WaitingLine
 from bench.page_driver import ROOT, AppServer
 from tests.helpers import ASTRONAUT, GRACE_HOPPER
@@ -191,3 +192,19 @@ def test_a_server_killed_mid_run_leaves_nothing_that_breaks_the_next_start(tmp_p
         )]
         assert "Spoken by" in updates[-1][-1]
         assert not any(path.exists() for path in left), "the killed run's folder was not cleared at start"
+
+
+def test_a_server_stopped_with_sigterm_exits_promptly_and_leaves_its_folders_empty(tmp_path):
+    with AppServer(tmp_path) as server:
+        client = Client(server.url, verbose=False)
+        outputs = client.predict(handle_file(str(ASTRONAUT)), SHORT, "offline:joe", "default", api_name="/run")
+        assert "Spoken by" in outputs[-1]
+        cache = tmp_path / "gradio"
+        assert folder_bytes(cache) > 0, "the finished video should be in Gradio's cache while serving"
+        started = time.monotonic()
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
+    assert run_folders(server) == []
+    assert folder_bytes(tmp_path / "runs") - folder_bytes(tmp_path / "runs" / "bin") == 0
+    assert folder_bytes(cache) == 0

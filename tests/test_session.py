@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from avatar.engines.default.engine import DefaultEngine
 from avatar.errors import UserFacingError
@@ -78,6 +79,25 @@ def test_a_voice_failure_reaches_the_user_as_a_message(astronaut_face, tmp_path)
 
     run = Run(astronaut_face, "Hello.", BrokenSpeaker(), DefaultEngine("cpu"), tmp_path)
     with pytest.raises(UserFacingError, match="unavailable"):
+        list(run.events())
+    assert not run.folder.exists()
+
+
+def test_a_gpu_out_of_memory_reaches_the_user_as_a_message_and_leaves_no_files(astronaut_face, tmp_path):
+    class ExhaustedEngine(DefaultEngine):
+        """The embedded animator, on a GPU whose memory runs out at the second sentence."""
+
+        def start(self, face):
+            session = super().start(face)
+            pushes = iter([session.push, self._out_of_memory])
+            session.push = lambda utterance: next(pushes)(utterance)
+            return session
+
+        def _out_of_memory(self, utterance):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    run = Run(astronaut_face, "Hello there. Nice to meet you.", TimedSpeaker(), ExhaustedEngine("cpu"), tmp_path)
+    with pytest.raises(UserFacingError, match="GPU ran out of memory"):
         list(run.events())
     assert not run.folder.exists()
 

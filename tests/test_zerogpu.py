@@ -8,13 +8,21 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from avatar import zerogpu
 from avatar.config import Settings
-from avatar.engines.animate import LONGEST_BOOKING, booked_seconds, draw_frames, draw_frames_on_gpu
+from avatar.engines.animate import (
+    LONGEST_BOOKING,
+    booked_seconds,
+    draw_frames,
+    draw_frames_on_gpu,
+    raising_messages,
+)
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
 from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
+from avatar.errors import UserFacingError
 from avatar.speech.utterance import Utterance
 from tests.helpers import ROOT, draw_in_forked_worker
 
@@ -43,6 +51,17 @@ def test_a_run_drawn_in_a_forked_gpu_worker_matches_the_same_run_drawn_here(astr
     there = np.concatenate(draw_in_forked_worker(engine, astronaut_face, utterances))
     assert there.shape == here.shape == (35, 512, 512, 3)
     assert np.abs(there.astype(int) - here.astype(int)).max() <= 1
+
+
+def test_a_message_for_the_user_comes_back_whole_from_the_gpu_worker(astronaut_face):
+    class FullGpuEngine(DefaultEngine):
+        def start(self, face):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    items = draw_in_forked_worker(FullGpuEngine("cpu"), astronaut_face, [speech(0.5)])
+    assert len(items) == 1 and isinstance(items[0], UserFacingError)
+    with pytest.raises(UserFacingError, match="GPU ran out of memory"):
+        list(raising_messages(iter(items)))
 
 
 def test_with_spaces_installed_but_no_zerogpu_the_gpu_work_is_the_plain_function():

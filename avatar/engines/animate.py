@@ -66,7 +66,8 @@ def draw_frames_on_gpu(
         yield error
 
 
-def _raising_messages(items: Iterator[np.ndarray | UserFacingError]) -> Iterator[np.ndarray]:
+def raising_messages(items: Iterator[np.ndarray | UserFacingError]) -> Iterator[np.ndarray]:
+    """Frames from the GPU worker, with a message it sent raised again here."""
     for item in items:
         if isinstance(item, UserFacingError):
             raise item
@@ -76,5 +77,5 @@ def _raising_messages(items: Iterator[np.ndarray | UserFacingError]) -> Iterator
 def animate(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
     """The frames of a run, drawn wherever this machine draws them."""
     if zerogpu.ACTIVE and engine.uses_gpu:
-        return _raising_messages(draw_frames_on_gpu(engine, face, list(utterances)))
+        return raising_messages(draw_frames_on_gpu(engine, face, list(utterances)))
     return draw_frames(engine, face, utterances)

@@ -147,7 +147,7 @@ class FlashHeadSession(EngineSession):
 
 
 # GPU seconds a second of speech may take in ZeroGPU's worker (uncompiled, on half an H200): Lite took
-# 0.43-0.51 on a whole H100 warm, 1.1 cold (bench/zerogpu_rehearsal.py); Pro is about 8x slower than Lite.
+# 0.43-0.51 on a whole H100 warm, 1.1 cold (bench/zerogpu_rehearsal.py); Pro, about 0.9 there uncompiled.
 GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 1.0, "pro": 4.0}
 
 
