@@ -30,7 +30,9 @@ FRAGMENT_SECONDS = 0.2
 # play 43 ms late. So the audio fed in runs 1024 samples ahead of the frames it goes with:
 # the priming takes the place of the run's first 1024 samples (the voice's leading silence),
 # all that follows lines up, and the audio input is never behind the video (ffmpeg would
-# wait for it before taking more frames).
+# wait for it before taking more frames). The muxer is told to leave the video's timestamps
+# alone: by default it answers the priming's negative start by holding the first frame for
+# 43 ms more, which put every later frame 43 ms behind its sound.
 AAC_PRIMING_SAMPLES = 1024
 READ_SIZE = 65536
 # How long a finished stream stays readable, for a viewer that is still catching up.
@@ -57,6 +59,11 @@ class Broadcast:
             self.closed = True
             self.closed_at = time.monotonic()
             self._condition.notify_all()
+
+    def contents(self) -> bytes:
+        """Every byte written so far, as one piece."""
+        with self._condition:
+            return b"".join(self._chunks)
 
     def read(self, timeout: float = 30.0) -> Iterator[bytes]:
         """Every chunk in order, waiting for new ones until the stream is closed (or `timeout` of silence)."""
@@ -87,6 +94,7 @@ class LiveEncoder:
                 "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", "20",
                 "-profile:v", "high", "-level", "3.1", "-pix_fmt", "yuv420p", "-g", str(FPS), "-bf", "0",
                 "-c:a", "aac", "-b:a", "128k",
+                "-avoid_negative_ts", "make_non_negative",
                 "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
                 "-frag_duration", str(int(FRAGMENT_SECONDS * 1e6)), "-flush_packets", "1", "pipe:1",
             ],

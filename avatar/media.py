@@ -88,6 +88,20 @@ def join_segments(segments: list[Path], audio: np.ndarray, path: Path, sample_ra
     return path
 
 
+def remux(fragmented: bytes, path: Path) -> Path:
+    """A fragmented MP4 (a run's live stream) as one ordinary MP4 that starts playing at once.
+
+    Copies the streams as they are: what was watched live is what is downloaded, with no second encode.
+    """
+    source = path.with_name(f"{path.stem}.fragmented.mp4")
+    source.write_bytes(fragmented)
+    try:
+        _run(["-i", str(source), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(path)])
+    finally:
+        source.unlink(missing_ok=True)
+    return path
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     """What ffmpeg reports about a file: enough to check a result without trusting its writer."""

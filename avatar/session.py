@@ -1,11 +1,11 @@
 """One run: text -> speech -> frames -> segments, as a pipeline of threads with bounded queues.
 
-Sentence 2 is synthesised while sentence 1's frames are drawn, and a segment is encoded the
-moment its frames exist, so the first picture comes long before the last word is spoken.
-The first segment is short, so that it is ready sooner; the rest are longer, so that the
-player has fewer joins. Encoding has its own thread: neither the engine nor a slow page
-waits for it. The run owns a temporary folder that is removed when it ends, fails or is
-cancelled.
+Sentence 2 is synthesised while sentence 1's frames are drawn, and frames are encoded the
+moment they exist (into the live stream, or else into MP4 segments), so the first picture
+comes long before the last word is spoken. The first segment is short, so that it is ready
+sooner; the rest are longer, so that the player has fewer joins. Encoding has its own
+thread: neither the engine nor a slow page waits for it. The run owns a temporary folder
+that is removed when it ends, fails or is cancelled.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from avatar.engines.base import Engine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
 from avatar.live_stream import Broadcast, LiveEncoder
-from avatar.media import AUDIO_RATE, audio_span, encode_segment, join_segments
+from avatar.media import AUDIO_RATE, audio_span, encode_segment, join_segments, remux
 from avatar.speech.text import split_sentences
 from avatar.speech.utterance import Utterance
 from avatar.speech.voices import Speaker
@@ -79,7 +79,9 @@ class RunStats:
 
 @dataclass(frozen=True)
 class SegmentReady:
-    path: Path
+    """Another stretch of the video is done: as an MP4 file, or (path None) in the live stream."""
+
+    path: Path | None
     index: int
     start: float
     duration: float
@@ -239,6 +241,7 @@ class Run:
     def _close_live(self) -> None:
         if self._live_encoder is not None:
             self._live_encoder.close()
+            self._live_encoder = None
         elif self.live is not None:
             self.live.close()
 
@@ -254,10 +257,16 @@ class Run:
             self._close_live()
 
     def _encode_segments(self) -> Iterator[SegmentReady | RunFinished]:
+        """Frames into the live stream as they come, or else into MP4 segments; then the whole video.
+
+        With a live stream, the segments are only counted (for progress) and the final MP4 is the
+        live stream remuxed, so every frame is encoded once.
+        """
         pending: list[np.ndarray] = []
         pending_count = 0
         written = 0
         segments: list[Path] = []
+        index = 0
         finished = False
         while not finished:
             item = self._get(self._frames)
@@ -268,23 +277,31 @@ class Run:
                     self._stream_live(item, written + pending_count)
                 pending.append(item)
                 pending_count += len(item)
-            wanted = self.first_segment_frames if not segments else self.segment_frames
+            wanted = self.first_segment_frames if not index else self.segment_frames
             while pending_count >= wanted or (finished and pending_count):
                 batch = np.concatenate(pending)
                 take, rest = batch[:wanted], batch[wanted:]
                 pending, pending_count = ([rest] if len(rest) else []), len(rest)
-                path = self.folder / f"segment-{len(segments):04d}.mp4"
-                encode_segment(take, audio_span(self._timeline.audio(), written, len(take)), path)
-                segments.append(path)
+                path = None
+                if self.live is None:
+                    path = self.folder / f"segment-{index:04d}.mp4"
+                    encode_segment(take, audio_span(self._timeline.audio(), written, len(take)), path)
+                    segments.append(path)
                 if not self.stats.first_segment:
                     self.stats.first_segment = time.perf_counter() - self._started
-                yield SegmentReady(path, len(segments) - 1, written / FPS, len(take) / FPS)
+                yield SegmentReady(path, index, written / FPS, len(take) / FPS)
+                index += 1
                 written += len(take)
                 wanted = self.segment_frames
-        if not segments:
+        if not written:
             raise UserFacingError("The voice produced no sound for this text. Please try other words.")
         audio = self._timeline.audio()
-        video = join_segments(segments, audio, self.folder / "talking-photo.mp4")
+        final = self.folder / "talking-photo.mp4"
+        if self.live is None:
+            video = join_segments(segments, audio, final)
+        else:
+            self._close_live()
+            video = remux(self.live.contents(), final)
         self.stats.frames = written
         self.stats.audio_seconds = len(audio) / AUDIO_RATE
         self.stats.total = time.perf_counter() - self._started

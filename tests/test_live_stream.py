@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avatar.live_stream import Broadcast, LiveEncoder, LiveStreams
-from avatar.media import AUDIO_RATE, probe, read_audio
+from avatar.media import AUDIO_RATE, probe, read_audio, remux
 
 FRAMES = np.zeros((25, 64, 64, 3), np.uint8)
 
@@ -55,3 +55,19 @@ def test_a_viewer_who_connects_late_gets_the_stream_from_its_first_byte():
     assert streams.get(broadcast.token) is broadcast
     assert b"".join(broadcast.read(timeout=1)) == b"first second"
     assert streams.get("not-a-token") is None
+
+
+def test_the_download_made_from_the_live_stream_keeps_its_sound_where_it_was_made(tmp_path):
+    video = remux(encode(np.zeros((25, 512, 512, 3), np.uint8), click_at(0.3)), tmp_path / "talking-photo.mp4")
+    assert not (tmp_path / "talking-photo.fragmented.mp4").exists()
+    info = probe(video)
+    assert info.video_seconds == pytest.approx(1.0, abs=0.05)
+    audio = read_audio(video, AUDIO_RATE)
+    assert np.argmax(np.abs(audio)) / AUDIO_RATE == pytest.approx(0.3, abs=0.005)
+
+
+def test_every_frame_of_the_live_stream_lasts_one_25th_of_a_second_from_the_start(tmp_path):
+    path = tmp_path / "live.mp4"
+    path.write_bytes(encode(np.zeros((46, 64, 64, 3), np.uint8), click_at(0.3)))
+    assert probe(path).fps == 25
+    assert probe(remux(path.read_bytes(), tmp_path / "download.mp4")).fps == 25

@@ -8,7 +8,8 @@ import torch
 
 from avatar.engines.default.engine import DefaultEngine
 from avatar.errors import UserFacingError
-from avatar.media import probe
+from avatar.live_stream import Broadcast
+from avatar.media import probe, read_frames
 from avatar.session import Run, RunCancelled, RunFinished, SegmentReady, quick_start
 from avatar.speech.voices import OFFLINE_OPTION, Speaker
 
@@ -44,6 +45,25 @@ def test_a_run_streams_segments_then_gives_the_whole_video(astronaut_face, tmp_p
     assert starts == sorted(starts) and starts[0] == 0
     assert finished.stats.first_segment < finished.stats.total
     assert not run.folder.exists()
+
+
+def test_with_a_live_stream_no_segment_files_are_made_and_the_download_is_the_stream_itself(astronaut_face, tmp_path):
+    live = Broadcast("token")
+    text = "Hello there. Nice to meet you."
+    run = Run(astronaut_face, text, TimedSpeaker(), DefaultEngine("cpu"), tmp_path / "runs", live=live)
+    for event in run.events():
+        if isinstance(event, SegmentReady):
+            assert event.path is None and not list(run.folder.glob("segment-*"))
+        else:
+            info = probe(event.video)
+            assert info.video_seconds == pytest.approx(event.stats.audio_seconds, abs=0.1)
+            assert info.audio_seconds == pytest.approx(event.stats.audio_seconds, abs=0.1)
+            downloaded = read_frames(event.video)
+    assert live.closed
+    streamed = tmp_path / "streamed.mp4"
+    streamed.write_bytes(live.contents())
+    assert np.array_equal(read_frames(streamed), downloaded)
+    assert len(downloaded) == run.stats.frames
 
 
 def test_the_first_segment_arrives_before_the_last_sentence_is_spoken(astronaut_face, tmp_path):
