@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan
+from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan, ModelMixin
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,29 +63,35 @@ PREDICTIONS = {
 }
 
 
-def build_pipeline(variant: str, tiny: bool, device: torch.device, dtype: torch.dtype, size: int) -> FlashHeadPipeline:
-    """Random-weight models of the published sizes (or tiny ones), built directly on the device."""
+def random_models(variant: str, tiny: bool) -> tuple[WanModelAudioProject, ModelMixin, Wav2Vec2Model]:
+    """Transformer, VAE and wav2vec2 of the published sizes (or tiny ones), random weights, on the current device."""
     shapes = dict(VARIANT_SHAPES[variant])
     if tiny:
         shapes["in_dim"], shapes["out_dim"] = (16, 8) if variant == "lite" else (32, 16)
+    transformer = WanModelAudioProject(**(TINY if tiny else FULL), **shapes)
+    if variant == "lite":
+        channels = (8, 8, 8, 8) if tiny else (128, 256, 512, 512)
+        layers = (1, 1, 1, 1, 1) if tiny else (4, 3, 3, 3, 4)
+        vae = AutoencoderKLLTXVideo(
+            latent_channels=shapes["out_dim"],
+            block_out_channels=channels,
+            decoder_block_out_channels=channels,
+            layers_per_block=layers,
+            decoder_layers_per_block=layers,
+        )
+    else:
+        vae = AutoencoderKLWan(base_dim=8 if tiny else 96)
+    wav2vec2 = Wav2Vec2Model(Wav2Vec2Config(**({"intermediate_size": 64, "conv_dim": (32,) * 7} if tiny else {})))
+    return transformer, vae, wav2vec2
+
+
+def build_pipeline(variant: str, tiny: bool, device: torch.device, dtype: torch.dtype, size: int) -> FlashHeadPipeline:
+    """Random-weight models of the published sizes (or tiny ones), built directly on the device."""
     with torch.device(device):
-        transformer = WanModelAudioProject(**(TINY if tiny else FULL), **shapes).to(dtype)
-        if variant == "lite":
-            channels = (8, 8, 8, 8) if tiny else (128, 256, 512, 512)
-            layers = (1, 1, 1, 1, 1) if tiny else (4, 3, 3, 3, 4)
-            vae = AutoencoderKLLTXVideo(
-                latent_channels=shapes["out_dim"],
-                block_out_channels=channels,
-                decoder_block_out_channels=channels,
-                layers_per_block=layers,
-                decoder_layers_per_block=layers,
-            )
-            codec = LtxCodec(vae.to(dtype))
-        else:
-            codec = WanCodec(AutoencoderKLWan(base_dim=8 if tiny else 96).to(dtype))
-        wav2vec2 = Wav2Vec2Model(Wav2Vec2Config(**({"intermediate_size": 64, "conv_dim": (32,) * 7} if tiny else {})))
+        transformer, vae, wav2vec2 = random_models(variant, tiny)
+    codec = LtxCodec(vae.to(dtype)) if variant == "lite" else WanCodec(vae.to(dtype))
     audio = AudioFeatures(wav2vec2, Wav2Vec2FeatureExtractor(), device)
-    return FlashHeadPipeline(transformer, codec, audio, device, dtype, size)
+    return FlashHeadPipeline(transformer.to(dtype), codec, audio, device, dtype, size)
 
 
 class Clock:

@@ -87,28 +87,14 @@ def first_gpu_uuid() -> str:
 def write_weights(root: Path, tiny: bool) -> None:
     """FlashHead Lite's folders with random weights in the published layout (bf16, as the app runs it)."""
     import torch
-    from diffusers import AutoencoderKLLTXVideo
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+    from transformers import Wav2Vec2FeatureExtractor
 
-    from avatar.engines.flashhead.transformer import WanModelAudioProject
-    from bench.flashhead_speed import FULL, TINY, VARIANT_SHAPES
+    from bench.flashhead_speed import random_models
 
-    shapes = dict(VARIANT_SHAPES["lite"])
-    if tiny:
-        shapes["in_dim"], shapes["out_dim"] = 16, 8
-    WanModelAudioProject(**(TINY if tiny else FULL), **shapes).to(torch.bfloat16).save_pretrained(root / "Model_Lite")
-    channels = (8, 8, 8, 8) if tiny else (128, 256, 512, 512)
-    layers = (1, 1, 1, 1, 1) if tiny else (4, 3, 3, 3, 4)
-    vae = AutoencoderKLLTXVideo(
-        latent_channels=shapes["out_dim"],
-        block_out_channels=channels,
-        decoder_block_out_channels=channels,
-        layers_per_block=layers,
-        decoder_layers_per_block=layers,
-    )
+    transformer, vae, wav2vec2 = random_models("lite", tiny)
+    transformer.to(torch.bfloat16).save_pretrained(root / "Model_Lite")
     vae.save_pretrained(root / "VAE_LTX")
-    config = Wav2Vec2Config(**({"intermediate_size": 64, "conv_dim": (32,) * 7} if tiny else {}))
-    Wav2Vec2Model(config).save_pretrained(root / "wav2vec2")
+    wav2vec2.save_pretrained(root / "wav2vec2")
     Wav2Vec2FeatureExtractor().save_pretrained(root / "wav2vec2")
 
 
