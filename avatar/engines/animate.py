@@ -47,7 +47,10 @@ def draw_frames(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> 
 
 
 def booked_seconds(engine: Engine, face: Face, utterances: list[Utterance]) -> int:
-    """How long to book the GPU for: the drawing's worst case plus the worker's start."""
+    """How long to book the GPU for: the drawing's worst case plus the worker's start.
+
+    Takes the same arguments as the task it books for, as `spaces.GPU(duration=...)` calls it.
+    """
     speech = sum(utterance.duration for utterance in utterances)
     return min(LONGEST_BOOKING, GPU_START_SECONDS + math.ceil(speech * engine.gpu_seconds_per_speech_second))
 
