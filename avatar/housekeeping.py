@@ -180,7 +180,9 @@ class Housekeeping:
     def close(self) -> None:
         """On a clean shutdown: empty the folders this server holds (nobody can fetch results any more)."""
         for lock in self.locks:
-            clear_leftovers(Path(lock.name).parent)
+            folder = Path(lock.name).parent
+            if folder.is_dir():  # Gradio's own shutdown removes its cache folder, lock and all
+                clear_leftovers(folder)
             lock.close()
         self.locks = []
 

@@ -195,11 +195,13 @@ def test_a_server_killed_mid_run_leaves_nothing_that_breaks_the_next_start(tmp_p
 
 
 def test_a_server_stopped_with_sigterm_exits_promptly_and_leaves_its_folders_empty(tmp_path):
-    with AppServer(tmp_path) as server:
+    server = AppServer(tmp_path)
+    del server.env["GRADIO_TEMP_DIR"]  # as a newcomer starts it: Gradio's cache goes inside the work folder
+    with server:
         client = Client(server.url, verbose=False)
         outputs = client.predict(handle_file(str(ASTRONAUT)), SHORT, "offline:joe", "default", api_name="/run")
         assert "Spoken by" in outputs[-1]
-        cache = tmp_path / "gradio"
+        cache = tmp_path / "runs" / "gradio"
         assert folder_bytes(cache) > 0, "the finished video should be in Gradio's cache while serving"
         started = time.monotonic()
         server.process.terminate()
