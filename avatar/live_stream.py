@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from avatar.config import FPS
-from avatar.media import AUDIO_RATE, ffmpeg_exe
+from avatar.media import AUDIO_RATE, audio_span, ffmpeg_exe
 
 # H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named.
 MIME_TYPE = 'video/mp4; codecs="avc1.64001f, mp4a.40.2"'
@@ -137,12 +137,8 @@ class LiveEncoder:
         The audio is read AAC_PRIMING_SAMPLES ahead; what `speech` does not hold yet is silence.
         """
         assert self.process.stdin is not None
-        start = round(first_frame * self.sample_rate / FPS) + AAC_PRIMING_SAMPLES
-        stop = round((first_frame + len(frames)) * self.sample_rate / FPS) + AAC_PRIMING_SAMPLES
-        piece = np.zeros(stop - start, "<f4")
-        available = speech[start:stop]
-        piece[: len(available)] = available
-        self._audio_pieces.put(piece.tobytes())
+        piece = audio_span(speech[AAC_PRIMING_SAMPLES:], first_frame, len(frames), self.sample_rate)
+        self._audio_pieces.put(piece.astype("<f4").tobytes())
         self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
         self.process.stdin.flush()
 

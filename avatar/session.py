@@ -259,8 +259,8 @@ class Run:
     def _encode_segments(self) -> Iterator[SegmentReady | RunFinished]:
         """Frames into the live stream as they come, or else into MP4 segments; then the whole video.
 
-        With a live stream, the segments are only counted (for progress) and the final MP4 is the
-        live stream remuxed, so every frame is encoded once.
+        With a live stream, the segments are only counted (for progress: frames are not kept) and the
+        final MP4 is the live stream remuxed, so every frame is encoded once.
         """
         pending: list[np.ndarray] = []
         pending_count = 0
@@ -275,23 +275,25 @@ class Run:
             else:
                 if self.live is not None:
                     self._stream_live(item, written + pending_count)
-                pending.append(item)
+                else:
+                    pending.append(item)
                 pending_count += len(item)
             wanted = self.first_segment_frames if not index else self.segment_frames
             while pending_count >= wanted or (finished and pending_count):
-                batch = np.concatenate(pending)
-                take, rest = batch[:wanted], batch[wanted:]
-                pending, pending_count = ([rest] if len(rest) else []), len(rest)
+                count = min(wanted, pending_count)
                 path = None
                 if self.live is None:
+                    batch = np.concatenate(pending)
+                    pending = [batch[count:]] if len(batch) > count else []
                     path = self.folder / f"segment-{index:04d}.mp4"
-                    encode_segment(take, audio_span(self._timeline.audio(), written, len(take)), path)
+                    encode_segment(batch[:count], audio_span(self._timeline.audio(), written, count), path)
                     segments.append(path)
+                pending_count -= count
                 if not self.stats.first_segment:
                     self.stats.first_segment = time.perf_counter() - self._started
-                yield SegmentReady(path, index, written / FPS, len(take) / FPS)
+                yield SegmentReady(path, index, written / FPS, count / FPS)
                 index += 1
-                written += len(take)
+                written += count
                 wanted = self.segment_frames
         if not written:
             raise UserFacingError("The voice produced no sound for this text. Please try other words.")
