@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -38,16 +39,19 @@ STALE_RUN_SECONDS = 1800.0
 log = logging.getLogger(__name__)
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the regular files under `folder` (links are not followed); 0 when it is missing."""
-    total = 0
+def _file_stats(folder: Path) -> Iterator[os.stat_result]:
+    """The stat of every file under `folder` (links are not followed), skipping files removed meanwhile."""
     for root, _, names in os.walk(folder):
         for name in names:
             try:
-                total += os.lstat(os.path.join(root, name)).st_size
+                yield os.lstat(os.path.join(root, name))
             except FileNotFoundError:
                 continue
-    return total
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the regular files under `folder` (links are not followed); 0 when it is missing."""
+    return sum(stat.st_size for stat in _file_stats(folder))
 
 
 def claim(folder: Path) -> IO | None:
@@ -82,14 +86,7 @@ def clear_leftovers(folder: Path) -> list[Path]:
 
 
 def _newest_change(folder: Path) -> float:
-    times = [folder.stat().st_mtime]
-    for root, _, names in os.walk(folder):
-        for name in names:
-            try:
-                times.append(os.lstat(os.path.join(root, name)).st_mtime)
-            except FileNotFoundError:
-                continue
-    return max(times)
+    return max([folder.stat().st_mtime, *(stat.st_mtime for stat in _file_stats(folder))])
 
 
 @dataclass

@@ -6,7 +6,6 @@ line lets the page say "you are number 3" while waiting and "busy, try again" wh
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -19,12 +18,11 @@ ANNOUNCE_SECONDS = 1.0
 
 
 class Place:
-    """One visitor's ticket; `wait()` yields how many are ahead until the run may start."""
+    """One visitor's place; `wait()` yields how many are ahead until the run may start."""
 
-    def __init__(self, line: WaitingLine, engine: str, ticket: int) -> None:
+    def __init__(self, line: WaitingLine, engine: str) -> None:
         self._line = line
         self.engine = engine
-        self.ticket = ticket
         self.admitted = False
 
     def wait(self) -> Iterator[int]:
@@ -50,7 +48,6 @@ class WaitingLine:
         self._changed = threading.Condition()
         self._running: dict[str, int] = {}
         self._waiting: dict[str, deque[Place]] = {}
-        self._tickets = itertools.count()
 
     def waiting(self) -> int:
         with self._changed:
@@ -73,12 +70,12 @@ class WaitingLine:
     def place(self, engine: str) -> Iterator[Place]:
         """A place in `engine`'s line, given up on leaving the block; `UserFacingError` when the line is full."""
         with self._changed:
-            if sum(len(line) for line in self._waiting.values()) >= self.max_waiting:
+            if self.waiting() >= self.max_waiting:
                 raise UserFacingError(
                     f"The demo is busy: {self.max_waiting} people are already waiting. "
                     "Please try again in a minute."
                 )
-            place = Place(self, engine, next(self._tickets))
+            place = Place(self, engine)
             self._waiting.setdefault(engine, deque()).append(place)
         try:
             yield place

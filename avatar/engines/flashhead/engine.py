@@ -219,12 +219,12 @@ class FlashHeadEngine(Engine):
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
         return self._gpu_thread().submit(fn, *args).result()
 
-    def warm_up(self, batch: int = 1) -> None:
-        """Render one silent chunk of `batch` grey faces, so compilation for that batch size happens now."""
+    def warm_up(self) -> None:
+        """Render one silent chunk of a grey face, so compilation happens now rather than in a visitor's run."""
         crop = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
-        states = [self.run(self.pipeline.start, crop, self.seed) for _ in range(batch)]
-        silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * batch
-        self.run(self.pipeline.render, states, silence)
+        state = self.run(self.pipeline.start, crop, self.seed)
+        silence = np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)
+        self.run(self.pipeline.render, [state], [silence])
 
     def start(self, face: Face) -> FlashHeadSession:
         return FlashHeadSession(self.start_many([face]))
