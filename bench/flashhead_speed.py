@@ -163,11 +163,15 @@ def measure(pipeline: FlashHeadPipeline, batch: int, chunks: int, clock: Clock) 
     return result
 
 
-def bench_face(size: int, seed: int) -> Face:
-    """A random-pixel face: speed does not depend on the picture."""
-    crop = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+def face_from_crop(crop: np.ndarray) -> Face:
+    """A face made of a square crop alone (no landmarks): all FlashHead looks at."""
     detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
     return Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+
+
+def bench_face(size: int, seed: int) -> Face:
+    """A random-pixel face: speed does not depend on the picture."""
+    return face_from_crop(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
 
 
 def bench_speech(samples: int, seed: int) -> Utterance:

@@ -123,8 +123,8 @@ def main() -> None:
     from avatar.config import SAMPLE_FACES_DIR, Settings
     from avatar.engines.animate import animate
     from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
-    from avatar.faces import DetectedFace, Face
     from avatar.speech.utterance import Utterance
+    from bench.flashhead_speed import face_from_crop
     from bench.results import write_section
 
     started = time.perf_counter()
@@ -153,8 +153,7 @@ def main() -> None:
     packed = time.perf_counter() - started
 
     crop = np.asarray(Image.open(SAMPLE_FACES_DIR / "astronaut.png").convert("RGB").resize((size, size)))
-    detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
-    face = Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+    face = face_from_crop(crop)
     rng = np.random.default_rng(0)
     sentences = [args.seconds * share for share in (0.2, 0.5, 0.3)]
     utterances = [

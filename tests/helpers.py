@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import multiprocessing.connection
 import pickle
@@ -9,6 +10,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from avatar.config import SAMPLE_FACES_DIR
 from avatar.images import load_photo
@@ -19,10 +21,19 @@ ASTRONAUT = SAMPLE_FACES_DIR / "astronaut.png"
 GRACE_HOPPER = SAMPLE_FACES_DIR / "grace_hopper.jpg"
 COFFEE = DATA / "coffee.png"
 LIMITS = {"max_pixels": 40_000_000, "max_bytes": 25_000_000}
+# Tighter limits, so that the tests reach them with small pictures.
+SMALL_LIMITS = {"max_pixels": 4_000_000, "max_bytes": 2_000_000}
 
 
 def photo(path: Path) -> np.ndarray:
     return load_photo(path, **LIMITS)
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    """A picture as the bytes of an image file of format `fmt`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
 def draw_in_forked_worker(*arguments: object) -> list[np.ndarray]:

@@ -20,15 +20,9 @@ from avatar.images import load_photo
 from avatar.speech.offline_voice import OfflineVoice
 from avatar.speech.text import check_text, split_sentences
 from avatar.speech.voices import OFFLINE_OPTION, Speaker
+from tests.helpers import SMALL_LIMITS, encode
 
-LIMITS = {"max_pixels": 4_000_000, "max_bytes": 2_000_000}
 RED, GREEN = (220, 30, 30), (30, 200, 30)
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -72,21 +66,21 @@ def is_green(pixel: np.ndarray) -> bool:
 def test_a_file_over_the_byte_limit_is_refused_by_its_size_before_it_is_read(tmp_path):
     path = tmp_path / "huge.jpg"
     with path.open("wb") as file:
-        file.truncate(LIMITS["max_bytes"] + 1)
+        file.truncate(SMALL_LIMITS["max_bytes"] + 1)
     with pytest.raises(UserFacingError, match=r"limit is 2 MB"):
-        load_photo(path, **LIMITS)
+        load_photo(path, **SMALL_LIMITS)
 
 
 def test_a_picture_over_the_pixel_limit_is_refused():
     with pytest.raises(UserFacingError, match="more than the limit of 4 megapixels"):
-        load_photo(encode(Image.new("L", (2500, 2000))), **LIMITS)
+        load_photo(encode(Image.new("L", (2500, 2000))), **SMALL_LIMITS)
 
 
 def test_a_decompression_bomb_is_refused_without_being_decoded():
     data = bomb_png(20_000)
-    assert len(data) < LIMITS["max_bytes"]
+    assert len(data) < SMALL_LIMITS["max_bytes"]
     with pytest.raises(UserFacingError, match="megapixels"):
-        load_photo(data, **LIMITS)
+        load_photo(data, **SMALL_LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -96,12 +90,12 @@ def test_a_decompression_bomb_is_refused_without_being_decoded():
 )
 def test_a_file_that_is_not_a_picture_is_refused(data):
     with pytest.raises(UserFacingError, match="not a picture"):
-        load_photo(data, **LIMITS)
+        load_photo(data, **SMALL_LIMITS)
 
 
 def test_an_empty_file_is_refused():
     with pytest.raises(UserFacingError, match="empty"):
-        load_photo(b"", **LIMITS)
+        load_photo(b"", **SMALL_LIMITS)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "TIFF"])
@@ -109,7 +103,7 @@ def test_a_truncated_picture_is_refused(fmt):
     noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
     data = encode(Image.fromarray(noise), fmt)
     with pytest.raises(UserFacingError, match="damaged or incomplete|not a picture"):
-        load_photo(data[: len(data) // 3], **LIMITS)
+        load_photo(data[: len(data) // 3], **SMALL_LIMITS)
 
 
 def test_a_png_with_corrupt_picture_data_is_refused():
@@ -118,7 +112,7 @@ def test_a_png_with_corrupt_picture_data_is_refused():
     middle = len(data) // 2
     data[middle : middle + 200] = b"\xff" * 200
     with pytest.raises(UserFacingError, match="damaged or incomplete"):
-        load_photo(bytes(data), **LIMITS)
+        load_photo(bytes(data), **SMALL_LIMITS)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -134,44 +128,44 @@ def test_every_exif_orientation_is_turned_upright(orientation):
         stored = stored.transpose(step)
     exif = Image.Exif()
     exif[0x0112] = orientation
-    array = load_photo(encode(stored, "PNG", exif=exif), **LIMITS)
+    array = load_photo(encode(stored, "PNG", exif=exif), **SMALL_LIMITS)
     assert array.shape == (200, 300, 3)
     assert is_green(array[5, 5]) and not is_green(array[-5, -5])
 
 
 def test_a_photo_with_a_broken_exif_block_still_opens():
     data = encode(marked_picture(), "JPEG", exif=b"Exif\x00\x00" + b"\x13" * 64)
-    assert load_photo(data, **LIMITS).shape == (200, 300, 3)
+    assert load_photo(data, **SMALL_LIMITS).shape == (200, 300, 3)
 
 
 def test_a_cmyk_jpeg_opens_with_its_colours():
-    array = load_photo(encode(Image.new("CMYK", (300, 300), (0, 255, 255, 0)), "JPEG"), **LIMITS)
+    array = load_photo(encode(Image.new("CMYK", (300, 300), (0, 255, 255, 0)), "JPEG"), **SMALL_LIMITS)
     red, green, blue = array[150, 150].astype(int)
     assert red > 200 and green < 60 and blue < 60
 
 
 def test_a_16_bit_greyscale_png_keeps_its_brightness():
-    array = load_photo(encode(Image.fromarray(np.full((300, 300), 40_000, np.uint16))), **LIMITS)
+    array = load_photo(encode(Image.fromarray(np.full((300, 300), 40_000, np.uint16))), **SMALL_LIMITS)
     assert array.dtype == np.uint8 and abs(int(array[0, 0, 0]) - round(40_000 / 65535 * 255)) <= 1
 
 
 def test_a_16_bit_per_channel_colour_png_opens_as_8_bit_rgb():
     pixels = np.zeros((300, 300, 3), np.uint16)
     pixels[..., 0] = 65535
-    array = load_photo(raw_png(pixels, 16, 2), **LIMITS)
+    array = load_photo(raw_png(pixels, 16, 2), **SMALL_LIMITS)
     assert tuple(array[0, 0]) == (255, 0, 0)
 
 
 @pytest.mark.parametrize("mode", ["L", "1", "P", "I", "F"])
 def test_greyscale_and_other_single_channel_pictures_open_as_rgb(mode):
-    array = load_photo(encode(Image.new("L", (300, 300), 200).convert(mode), "TIFF"), **LIMITS)
+    array = load_photo(encode(Image.new("L", (300, 300), 200).convert(mode), "TIFF"), **SMALL_LIMITS)
     assert array.shape == (300, 300, 3) and len(set(array[0, 0])) == 1
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA"])
 def test_see_through_parts_become_grey_in_every_alpha_mode(mode):
     image = Image.new("RGBA", (300, 300), (255, 0, 0, 0)).convert(mode)
-    array = load_photo(encode(image), **LIMITS)
+    array = load_photo(encode(image), **SMALL_LIMITS)
     assert tuple(array[0, 0]) == (128, 128, 128)
 
 
@@ -179,7 +173,7 @@ def test_see_through_parts_become_grey_in_every_alpha_mode(mode):
 def test_a_palette_picture_with_a_transparent_colour_becomes_grey_there(fmt):
     image = Image.new("P", (300, 300), 0)
     image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
-    array = load_photo(encode(image, fmt, transparency=0), **LIMITS)
+    array = load_photo(encode(image, fmt, transparency=0), **SMALL_LIMITS)
     assert tuple(array[0, 0]) == (128, 128, 128)
 
 
@@ -188,18 +182,18 @@ def test_an_animated_picture_gives_its_first_frame(fmt):
     frames = [Image.new("RGB", (300, 300), colour) for colour in (RED, GREEN, (0, 0, 255))]
     buffer = io.BytesIO()
     frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    array = load_photo(buffer.getvalue(), **LIMITS)
+    array = load_photo(buffer.getvalue(), **SMALL_LIMITS)
     assert array[150, 150, 0] > 180 and array[150, 150, 1] < 80
 
 
 @pytest.mark.parametrize("size", [(3000, 200), (200, 3000)])
 def test_an_extremely_stretched_picture_is_refused(size):
     with pytest.raises(UserFacingError, match="very stretched shape"):
-        load_photo(encode(Image.new("RGB", size)), **LIMITS)
+        load_photo(encode(Image.new("RGB", size)), **SMALL_LIMITS)
 
 
 def test_a_long_but_reasonable_panorama_still_opens():
-    assert load_photo(encode(Image.new("RGB", (1600, 400))), **LIMITS).shape == (400, 1600, 3)
+    assert load_photo(encode(Image.new("RGB", (1600, 400))), **SMALL_LIMITS).shape == (400, 1600, 3)
 
 
 def test_the_pixel_limit_of_one_call_does_not_leak_into_others():
@@ -211,7 +205,7 @@ def test_the_pixel_limit_of_one_call_does_not_leak_into_others():
     def read(max_pixels: int) -> None:
         for _ in range(20):
             try:
-                load_photo(picture, max_pixels, LIMITS["max_bytes"])
+                load_photo(picture, max_pixels, SMALL_LIMITS["max_bytes"])
                 outcomes.append(f"{max_pixels}: opened")
             except UserFacingError:
                 outcomes.append(f"{max_pixels}: refused")

@@ -10,11 +10,11 @@ import pytest
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.engines.default import mesh
 from avatar.engines.default.engine import DefaultEngine, Motion
-from avatar.engines.default.idle_motion import IdleTrack
-from avatar.engines.default.mouth_shapes import VISEMES, MouthTrack, mouth_track
+from avatar.engines.default.mouth_shapes import mouth_track
 from avatar.engines.default.warp import ACTIONS
 from avatar.faces import Face, read_face
 from avatar.speech.utterance import Phone, Utterance
+from bench.contact_sheet import shape_frame
 from tests.helpers import GRACE_HOPPER, photo
 
 
@@ -140,16 +140,6 @@ def test_several_faces_render_together_like_one_by_one(astronaut_face: Face) -> 
     assert np.abs(together[0].astype(np.int16) - alone).max() <= 1
 
 
-def _still_shape(face: Face, viseme: str) -> np.ndarray:
-    """One frame of `face` holding a viseme from the engine's table, head still, eyes open."""
-    session = DefaultEngine("cpu").start(face)
-    opening, spread, tuck = VISEMES[viseme]
-    track = MouthTrack(*(np.array([value], np.float32) for value in (opening, spread, tuck, 1.0)))
-    zero = np.zeros(1, np.float32)
-    motion = session.renderer.weights(0, track, IdleTrack(zero, zero, zero, zero, zero))
-    return session.renderer.render(np.zeros(1, int), motion)[0].numpy()
-
-
 def _between_the_lips(face: Face, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the rest photo's opening between the inner lips, over the middle `share` of the mouth."""
     upper, lower = face.landmarks[list(mesh.INNER_UPPER_LIP)], face.landmarks[list(mesh.INNER_LOWER_LIP)]
@@ -174,7 +164,7 @@ def test_a_smile_showing_teeth_closes_in_silence_with_no_teeth_left_between_the_
 
 
 def test_closed_lips_of_a_smile_leave_no_dark_marks_at_the_corners(astronaut_face: Face) -> None:
-    closed = _still_shape(astronaut_face, "m").astype(np.float32).mean(axis=-1)
+    closed = shape_frame(DefaultEngine("cpu"), astronaut_face, "m").astype(np.float32).mean(axis=-1)
     skin = closed[_mouth_box(astronaut_face)].mean()
     for corner in mesh.MOUTH_CORNERS:
         x, y = astronaut_face.landmarks[corner].round().astype(int)
@@ -183,7 +173,7 @@ def test_closed_lips_of_a_smile_leave_no_dark_marks_at_the_corners(astronaut_fac
 
 
 def test_painted_teeth_show_separate_teeth_not_a_flat_band(grace_face: Face) -> None:
-    open_mouth = _still_shape(grace_face, "a").astype(np.float32).mean(axis=-1)
+    open_mouth = shape_frame(DefaultEngine("cpu"), grace_face, "a").astype(np.float32).mean(axis=-1)
     columns, _ = _between_the_lips(grace_face, 0.5)
     upper = grace_face.landmarks[list(mesh.INNER_UPPER_LIP)]
     row = np.interp(columns, upper[:, 0], upper[:, 1]).round().astype(int) + 3

@@ -19,8 +19,9 @@ from avatar.engines.flashhead.audio_features import frame_windows
 from avatar.engines.flashhead.engine import FlashHeadEngine
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.weights import load_strict
-from avatar.faces import DetectedFace, Face
+from avatar.faces import Face
 from avatar.speech.utterance import Utterance
+from bench.flashhead_speed import bench_face
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
 from tests.helpers import draw_in_forked_worker
 
@@ -43,10 +44,7 @@ def engine(tmp_path_factory) -> FlashHeadEngine:
 
 
 def a_face() -> Face:
-    rng = np.random.default_rng(0)
-    crop = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
-    return Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+    return bench_face(SIZE, seed=0)
 
 
 def speech(samples: int, seed: int = 0) -> Utterance:
