@@ -40,9 +40,8 @@ def rope_axis_widths(head_dim: int) -> tuple[int, int, int]:
     return pairs - 2 * (pairs // 3), pairs // 3, pairs // 3
 
 
-@lru_cache(maxsize=16)
 def _rope_table(head_dim: int, grid: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (tokens, head_dim/2) of the 3D rotary angles, built in float64 once per grid."""
+    """cos and sin (tokens, head_dim/2) of the 3D rotary angles, built in float64."""
     angles = []
     for axis, (pairs, size) in enumerate(zip(rope_axis_widths(head_dim), grid, strict=True)):
         width = 2 * pairs
@@ -55,20 +54,15 @@ def _rope_table(head_dim: int, grid: tuple[int, int, int]) -> tuple[torch.Tensor
     return torch.cos(table), torch.sin(table)
 
 
-_DEVICE_TABLES: dict[tuple[int, tuple[int, int, int], str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
 @torch.compiler.disable
+@lru_cache(maxsize=16)
 def rope_tables(head_dim: int, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Float32 cos/sin tables on `device`, shared by all samples of a batch (they share one grid).
 
-    Cached per device and kept out of compiled graphs, so a compiled step never rebuilds them.
+    Cached per grid and device, and kept out of compiled graphs, so a compiled step never rebuilds them.
     """
-    key = (head_dim, grid, str(device))
-    if key not in _DEVICE_TABLES:
-        cos, sin = _rope_table(head_dim, grid)
-        _DEVICE_TABLES[key] = (cos.to(device, torch.float32), sin.to(device, torch.float32))
-    return _DEVICE_TABLES[key]
+    cos, sin = _rope_table(head_dim, grid)
+    return cos.to(device, torch.float32), sin.to(device, torch.float32)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
