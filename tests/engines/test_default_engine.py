@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -191,3 +193,25 @@ def test_the_last_few_samples_of_a_run_do_not_pop_the_mouth_open(astronaut_face:
     leftover = session.clock.rest()
     assert leftover.frames == 1
     assert leftover.track().open.max() < 0.02
+
+
+def test_a_run_started_while_its_face_is_being_prepared_waits_for_that_preparation(astronaut_face, monkeypatch):
+    from avatar.engines.default import engine as engine_module
+
+    builds = []
+
+    class CountedRenderer(engine_module.FaceRenderer):
+        def __init__(self, *args, **kwargs):
+            builds.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "FaceRenderer", CountedRenderer)
+    engine = DefaultEngine("cpu")
+    preparing = threading.Thread(target=engine.prepare, args=(astronaut_face,))
+    preparing.start()
+    while not builds:
+        time.sleep(0.001)
+    session = engine.start(astronaut_face)
+    preparing.join()
+    assert len(builds) == 1
+    assert isinstance(session.renderer, CountedRenderer)

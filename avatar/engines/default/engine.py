@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,22 +57,33 @@ class DefaultEngine(Engine):
         self.uses_gpu = self.device.type == "cuda"
         self.output = output
         self.info = EngineInfo(key="default", label="Embedded photo animator", device=self.device.type.upper())
-        self._prepared: OrderedDict[str, FaceRenderer] = OrderedDict()
+        self._prepared: OrderedDict[str, Future[FaceRenderer]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _renderer(self, face: Face) -> FaceRenderer:
-        """The face's prepared renderer: built once (about half a second on a CPU), then reused."""
+        """The face's prepared renderer: built once (about half a second on a CPU), then reused.
+
+        A run that starts while the same face is still being prepared (the page prepares it when the
+        photo is picked) waits for that build rather than doing it a second time.
+        """
         key = hashlib.sha1(face.crop.tobytes() + face.landmarks.tobytes()).hexdigest()
         with self._lock:
-            if key in self._prepared:
-                self._prepared.move_to_end(key)
-                return self._prepared[key]
-        renderer = FaceRenderer([face], self.device, self.output)
-        with self._lock:
-            self._prepared[key] = renderer
+            building = key not in self._prepared
+            if building:
+                self._prepared[key] = Future()
+            self._prepared.move_to_end(key)
+            entry = self._prepared[key]
             while len(self._prepared) > PREPARED_FACES:
                 self._prepared.popitem(last=False)
-        return renderer
+        if building:
+            try:
+                entry.set_result(FaceRenderer([face], self.device, self.output))
+            except BaseException as error:
+                entry.set_exception(error)
+                with self._lock:
+                    if self._prepared.get(key) is entry:
+                        del self._prepared[key]
+        return entry.result()
 
     def prepare(self, face: Face) -> None:
         self._renderer(face)
