@@ -15,7 +15,6 @@ from PIL import Image
 from avatar.config import SAMPLE_FACES_DIR
 from avatar.images import load_photo
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = SAMPLE_FACES_DIR / "astronaut.png"
 GRACE_HOPPER = SAMPLE_FACES_DIR / "grace_hopper.jpg"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from avatar.housekeeping import DiskCap, claim, folder_bytes, start_housekeeping
+from bench.page_driver import ROOT
 
 
 def age(path: Path, seconds: float) -> None:
@@ -124,4 +125,4 @@ def test_a_run_folder_nobody_wrote_to_for_long_is_removed(tmp_path):
 @pytest.fixture(autouse=True)
 def _in_repo_root(monkeypatch):
     """The subprocesses import `avatar` from the repository root."""
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.chdir(ROOT)

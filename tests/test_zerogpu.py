@@ -24,7 +24,8 @@ from avatar.engines.default.engine import DefaultEngine
 from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.speech.utterance import Utterance
-from tests.helpers import ROOT, draw_in_forked_worker
+from bench.page_driver import ROOT
+from tests.helpers import draw_in_forked_worker
 
 
 def speech(seconds: float, seed: int = 0) -> Utterance:
