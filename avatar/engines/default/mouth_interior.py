@@ -102,13 +102,22 @@ class MouthColours:
         )
 
 
-def _photo_teeth(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-    """The colour of the teeth the photo already shows between parted lips, if it shows any."""
+def _parted_lips(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The inner-lip midpoints and the mouth width, when the photo's lips are parted; else None."""
     upper, lower = landmarks[mesh.INNER_LIP_MID[0]], landmarks[mesh.INNER_LIP_MID[1]]
     left, right = landmarks[mesh.MOUTH_CORNERS[0]], landmarks[mesh.MOUTH_CORNERS[1]]
     width = float(np.hypot(*(right - left)))
     if lower[1] - upper[1] < PHOTO_TEETH_GAP * width:
         return None
+    return upper, lower, width
+
+
+def _photo_teeth(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """The colour of the teeth the photo already shows between parted lips, if it shows any."""
+    parted = _parted_lips(landmarks)
+    if parted is None:
+        return None
+    upper, lower, width = parted
     x0, x1 = int(upper[0] - 0.2 * width), int(upper[0] + 0.2 * width)
     y0, y1 = int(upper[1] + 1), int(lower[1] - 1)
     patch = crop[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
@@ -126,11 +135,10 @@ def lip_edges(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     the mouth; lips redrawn closed from those lines would carry dark wedges along.
     """
     points = landmarks.astype(np.float32).copy()
-    upper, lower = landmarks[mesh.INNER_LIP_MID[0]], landmarks[mesh.INNER_LIP_MID[1]]
-    left, right = landmarks[mesh.MOUTH_CORNERS[0]], landmarks[mesh.MOUTH_CORNERS[1]]
-    width = float(np.hypot(*(right - left)))
-    if lower[1] - upper[1] < PHOTO_TEETH_GAP * width:
+    parted = _parted_lips(landmarks)
+    if parted is None:
         return points
+    width = parted[2]
     size = crop.shape[0]
     brightness = crop.astype(np.float32).mean(axis=-1)
     outline = np.clip(landmarks[list(mesh.OUTER_LOWER_LIP + mesh.OUTER_UPPER_LIP)].round().astype(int), 0, size - 1)
