@@ -20,9 +20,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from avatar.config import FPS
-from avatar.media import AUDIO_RATE, audio_span, ffmpeg_exe
+from avatar.media import AUDIO_ARGS, AUDIO_RATE, audio_span, ffmpeg_exe, video_args
 
-# H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named.
+# H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named;
+# the encoder is told that profile and level, so the stream is what this name promises.
 MIME_TYPE = 'video/mp4; codecs="avc1.64001f, mp4a.40.2"'
 FRAGMENT_SECONDS = 0.2
 # The AAC encoder delays its output by one frame of 1024 samples ("priming"), and a fragmented
@@ -91,9 +92,7 @@ class LiveEncoder:
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
                 "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", f"pipe:{audio_read}",
                 "-map", "0:v", "-map", "1:a",
-                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", "20",
-                "-profile:v", "high", "-level", "3.1", "-pix_fmt", "yuv420p", "-g", str(FPS), "-bf", "0",
-                "-c:a", "aac", "-b:a", "128k",
+                *video_args(FPS), "-profile:v", "high", "-level", "3.1", *AUDIO_ARGS,
                 "-avoid_negative_ts", "make_non_negative",
                 "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof",
                 "-frag_duration", str(int(FRAGMENT_SECONDS * 1e6)), "-flush_packets", "1", "pipe:1",

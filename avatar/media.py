@@ -19,6 +19,23 @@ from avatar.config import FPS
 
 AUDIO_RATE = 24_000
 
+# The one H.264 + AAC setting of every video the app writes (segments, the live stream, the
+# trials grid), so they all look and sound alike. veryfast with zerolatency: frames are encoded
+# while the face speaks and someone waits for each one; zerolatency and no B-frames let every
+# frame leave the encoder as soon as it is encoded. CRF 20 keeps a face sharp at 512x512;
+# yuv420p is the one layout every browser decodes; 128 kb/s AAC is more than a voice needs.
+VIDEO_CODEC = "libx264"
+PIXEL_FORMAT = "yuv420p"
+VIDEO_OPTIONS = ("-preset", "veryfast", "-tune", "zerolatency", "-crf", "20", "-bf", "0")
+AUDIO_CODEC = "aac"
+AUDIO_OPTIONS = ("-b:a", "128k")
+AUDIO_ARGS = ("-c:a", AUDIO_CODEC, *AUDIO_OPTIONS)
+
+
+def video_args(keyframe_interval: int) -> list[str]:
+    """ffmpeg's output arguments for the app's H.264, with a key frame every `keyframe_interval` frames."""
+    return ["-c:v", VIDEO_CODEC, *VIDEO_OPTIONS, "-pix_fmt", PIXEL_FORMAT, "-g", str(keyframe_interval)]
+
 
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
@@ -54,10 +71,7 @@ def encode_segment(frames: np.ndarray, audio: np.ndarray, path: Path, sample_rat
             [
                 "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(FPS), "-i", "pipe:0",
                 "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", str(audio_path),
-                "-map", "0:v", "-map", "1:a",
-                "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-crf", "20",
-                "-pix_fmt", "yuv420p", "-g", str(count), "-bf", "0",
-                "-c:a", "aac", "-b:a", "128k",
+                "-map", "0:v", "-map", "1:a", *video_args(count), *AUDIO_ARGS,
                 "-movflags", "+faststart", str(path),
             ],
             stdin=np.ascontiguousarray(frames).tobytes(),
@@ -78,7 +92,7 @@ def join_segments(segments: list[Path], audio: np.ndarray, path: Path, sample_ra
             [
                 "-f", "concat", "-safe", "0", "-i", str(listing),
                 "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", str(audio_path),
-                "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+                "-map", "0:v", "-map", "1:a", "-c:v", "copy", *AUDIO_ARGS,
                 "-movflags", "+faststart", str(path),
             ]
         )

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from avatar.config import FPS
+from avatar.media import AUDIO_CODEC, AUDIO_OPTIONS, PIXEL_FORMAT, VIDEO_CODEC, VIDEO_OPTIONS
 from avatar.trials.inspection import PhotoReport
 from avatar.trials.verdict import Level
 
@@ -134,14 +135,14 @@ def grid_video(entries: list[Entry], path: Path) -> Path:
         str(path),
         (columns * side, rows * tile_height),
         fps=FPS,
-        codec="libx264",
-        pix_fmt_out="yuv420p",
+        codec=VIDEO_CODEC,
+        pix_fmt_out=PIXEL_FORMAT,
         quality=None,
         bitrate=None,
         macro_block_size=2,
         audio_path=str(spoken[0].video),
-        audio_codec="aac",
-        output_params=["-crf", "23", "-preset", "veryfast", "-movflags", "+faststart"],
+        audio_codec=AUDIO_CODEC,
+        output_params=[*VIDEO_OPTIONS, *AUDIO_OPTIONS, "-movflags", "+faststart"],
         ffmpeg_log_level="error",
     )
     writer.send(None)
