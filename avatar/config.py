@@ -16,29 +16,32 @@ ENGINE_SAMPLE_RATE = 16_000
 SAMPLES_PER_FRAME = ENGINE_SAMPLE_RATE // FPS
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """An integer setting from the environment; unset or blank keeps `default`."""
     value = os.environ.get(name, "").strip()
     return int(value) if value else default
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
+    """A number setting from the environment; unset or blank keeps `default`."""
     value = os.environ.get(name, "").strip()
     return float(value) if value else default
 
 
-def _env_str(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
+    """A text setting from the environment; unset or blank keeps `default`."""
     return os.environ.get(name, "").strip() or default
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What an operator may change without touching code (see README, "Settings")."""
+    """What an operator may change without touching code (see README, "Settings").
+
+    Each engine reads its own settings in its package (`avatar/engines/*/spec.py`).
+    """
 
     engine: str = "auto"
     device: str = "auto"
-    flashhead_weights: str = "Soul-AILab/SoulX-FlashHead-1_3B"
-    flashhead_variant: str = "lite"
-    wav2vec2_weights: str = "facebook/wav2vec2-base-960h"
     voice: str = "auto"
     crop_size: int = 512
     max_text_chars: int = 1000
@@ -47,7 +50,6 @@ class Settings:
     min_face_pixels: int = 64
     player: str = "mse"
     segment_seconds: float = 1.0
-    runs_at_once: int = 2
     max_waiting: int = 16
     first_segment_seconds: float = 0.4
     edge_tts_timeout: float = 4.0
@@ -58,22 +60,18 @@ class Settings:
         """Read the AVATAR_* variables; unset ones keep the defaults above."""
         defaults = cls()
         return cls(
-            engine=_env_str("AVATAR_ENGINE", defaults.engine).lower(),
-            device=_env_str("AVATAR_DEVICE", defaults.device).lower(),
-            flashhead_weights=_env_str("AVATAR_FLASHHEAD_WEIGHTS", defaults.flashhead_weights),
-            flashhead_variant=_env_str("AVATAR_FLASHHEAD_VARIANT", defaults.flashhead_variant).lower(),
-            wav2vec2_weights=_env_str("AVATAR_WAV2VEC2_WEIGHTS", defaults.wav2vec2_weights),
-            voice=_env_str("AVATAR_VOICE", defaults.voice),
-            crop_size=_env_int("AVATAR_CROP_SIZE", defaults.crop_size),
-            max_text_chars=_env_int("AVATAR_MAX_TEXT_CHARS", defaults.max_text_chars),
-            max_image_pixels=_env_int("AVATAR_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
-            max_image_bytes=_env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
-            min_face_pixels=_env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
-            player=_env_str("AVATAR_PLAYER", defaults.player).lower(),
-            segment_seconds=_env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
-            runs_at_once=_env_int("AVATAR_RUNS_AT_ONCE", defaults.runs_at_once),
-            max_waiting=_env_int("AVATAR_MAX_WAITING", defaults.max_waiting),
-            first_segment_seconds=_env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
-            edge_tts_timeout=_env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),
-            work_dir=Path(_env_str("AVATAR_WORK_DIR", str(defaults.work_dir))),
+            engine=env_str("AVATAR_ENGINE", defaults.engine).lower(),
+            device=env_str("AVATAR_DEVICE", defaults.device).lower(),
+            voice=env_str("AVATAR_VOICE", defaults.voice),
+            crop_size=env_int("AVATAR_CROP_SIZE", defaults.crop_size),
+            max_text_chars=env_int("AVATAR_MAX_TEXT_CHARS", defaults.max_text_chars),
+            max_image_pixels=env_int("AVATAR_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
+            max_image_bytes=env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
+            min_face_pixels=env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
+            player=env_str("AVATAR_PLAYER", defaults.player).lower(),
+            segment_seconds=env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
+            max_waiting=env_int("AVATAR_MAX_WAITING", defaults.max_waiting),
+            first_segment_seconds=env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
+            edge_tts_timeout=env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),
+            work_dir=Path(env_str("AVATAR_WORK_DIR", str(defaults.work_dir))),
         )

@@ -39,12 +39,11 @@ class Place:
 
 
 class WaitingLine:
-    """Per-engine slots (`slots[engine]`, else `default_slots`) and at most `max_waiting` waiting in all."""
+    """Per-engine running slots (`slots[engine]`, one for an engine not named) and at most `max_waiting` waiting."""
 
-    def __init__(self, default_slots: int, max_waiting: int, slots: dict[str, int] | None = None) -> None:
-        self.default_slots = default_slots
+    def __init__(self, max_waiting: int, slots: dict[str, int]) -> None:
         self.max_waiting = max_waiting
-        self.slots = dict(slots or {})
+        self.slots = dict(slots)
         self._changed = threading.Condition()
         self._running: dict[str, int] = {}
         self._waiting: dict[str, deque[Place]] = {}
@@ -58,7 +57,7 @@ class WaitingLine:
         if place.admitted:
             return 0
         line = self._waiting[place.engine]
-        if line[0] is place and self._running.get(place.engine, 0) < self.slots.get(place.engine, self.default_slots):
+        if line[0] is place and self._running.get(place.engine, 0) < self.slots.get(place.engine, 1):
             line.popleft()
             self._running[place.engine] = self._running.get(place.engine, 0) + 1
             place.admitted = True

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import SAMPLE_FACES_DIR  # noqa: E402
+from avatar.engines.animate import face_crop  # noqa: E402
 from avatar.engines.default.engine import DefaultEngine  # noqa: E402
 from avatar.engines.default.idle_motion import IdleTrack  # noqa: E402
 from avatar.engines.default.mouth_shapes import VISEMES, MouthTrack  # noqa: E402
@@ -31,8 +32,7 @@ TILE = 300
 
 def shape_frame(engine: DefaultEngine, face, viseme: str) -> np.ndarray:
     """One frame of `face` holding `viseme`, head still, eyes open."""
-    session = engine.start(face)
-    renderer = session.renderer
+    renderer = engine.open(face_crop(face)).renderer
     opening, spread, tuck = VISEMES[viseme]
     track = MouthTrack(*(np.array([value], np.float32) for value in (opening, spread, tuck, 1.0)))
     zero = np.zeros(1, np.float32)

@@ -5,7 +5,7 @@ One command, e.g. on a GPU:  python bench/flashhead_speed.py --variant lite --co
 and a quick CPU check of the script itself:  python bench/flashhead_speed.py --tiny --device cpu --configs eager,engine
 Configs: eager / compiled / graphs time the pipeline's stages; engine goes through FlashHeadEngine as the app
 does (its GPU thread, CUDA graphs, compiled VAE, pinned host copies) and adds its end-to-end chunk period
-and first-chunk latency (push of the first utterance -> first frames yielded) through `start_many`.
+and first-chunk latency (a fresh batch's first step -> its frames) through `engine.draw`.
 Prints a table, writes JSON (--json) and rewrites the "## FlashHead engine" section of bench/RESULTS.md.
 """
 
@@ -27,12 +27,12 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from avatar.engines.base import FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.audio_features import AudioFeatures  # noqa: E402
 from avatar.engines.flashhead.engine import FlashHeadEngine  # noqa: E402
 from avatar.engines.flashhead.pipeline import FlashHeadPipeline, SessionState  # noqa: E402
 from avatar.engines.flashhead.transformer import WanModelAudioProject  # noqa: E402
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec  # noqa: E402
-from avatar.faces import DetectedFace, Face  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
@@ -163,13 +163,12 @@ def measure(pipeline: FlashHeadPipeline, batch: int, chunks: int, clock: Clock) 
     return result
 
 
-def face_from_crop(crop: np.ndarray) -> Face:
+def face_from_crop(crop: np.ndarray) -> FaceCrop:
     """A face made of a square crop alone (no landmarks): all FlashHead looks at."""
-    detected = DetectedFace(landmarks=np.zeros((478, 2), np.float32), blendshapes={}, pose=(0.0, 0.0, 0.0))
-    return Face(photo=crop, crop=crop, landmarks=detected.landmarks, crop_to_photo=np.eye(2, 3), detected=detected)
+    return FaceCrop(crop, np.zeros((478, 2), np.float32))
 
 
-def bench_face(size: int, seed: int) -> Face:
+def bench_face(size: int, seed: int) -> FaceCrop:
     """A random-pixel face: speed does not depend on the picture."""
     return face_from_crop(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
 
@@ -183,22 +182,24 @@ def bench_speech(samples: int, seed: int) -> Utterance:
 
 
 def measure_engine(engine: FlashHeadEngine, batch: int, chunks: int) -> dict[str, float]:
-    """Through the engine as the app uses it: first-chunk latency of fresh sessions and the steady chunk period."""
+    """Through the engine's batched step as the app drives it: first-chunk latency of fresh sessions and the
+    steady chunk period."""
     pipeline = engine.pipeline
     faces = [bench_face(pipeline.size, seed) for seed in range(batch)]
     step = pipeline.layout.new_samples
+    speech = [SpeechChunk(bench_speech(step, seed).audio, pipeline.layout.new_frames) for seed in range(batch)]
     firsts = []
     for _ in range(2):
-        fresh = engine.start_many(faces)
+        fresh = [engine.open(face) for face in faces]
         start = time.perf_counter()
-        next(iter(fresh.push([bench_speech(step, seed) for seed in range(batch)])))
+        next(iter(engine.draw(fresh, speech)))
         firsts.append((time.perf_counter() - start) * 1000)
-    stream = engine.start_many(faces)
-    periods, start = [], time.perf_counter()
-    for _ in stream.push([bench_speech((chunks + 1) * step, seed) for seed in range(batch)]):
-        now = time.perf_counter()
-        periods.append((now - start) * 1000)
-        start = now
+    states = [engine.open(face) for face in faces]
+    periods = []
+    for _ in range(chunks + 1):
+        start = time.perf_counter()
+        list(engine.draw(states, speech))
+        periods.append((time.perf_counter() - start) * 1000)
     period = float(np.median(periods))
     return {
         "engine_first_chunk_ms": min(firsts),

@@ -30,8 +30,16 @@ def free_port() -> int:
 class AppServer:
     """`python app.py` on a free loopback port with its own folders; a context manager."""
 
-    def __init__(self, work: Path, extra_env: dict[str, str] | None = None, startup_seconds: float = 180) -> None:
+    def __init__(
+        self,
+        work: Path,
+        extra_env: dict[str, str] | None = None,
+        startup_seconds: float = 180,
+        argv: list[str] | None = None,
+    ) -> None:
         self.work = work
+        # What runs the app: `python app.py`, or another way in (e.g. `-c` code that registers an engine first).
+        self.argv = argv or ["app.py"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = work / "server.log"
@@ -51,7 +59,7 @@ class AppServer:
         self.work.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, *self.argv], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + self.startup_seconds
         while time.monotonic() < deadline:

@@ -30,7 +30,7 @@ LONG = " ".join(["This sentence keeps the face talking for a while, so that ther
 
 
 def test_the_first_visitors_start_at_once_and_the_next_are_told_their_number():
-    line = WaitingLine(default_slots=2, max_waiting=5)
+    line = WaitingLine(max_waiting=5, slots={"default": 2})
     with line.place("default") as first, line.place("default") as second:
         assert list(first.wait()) == [] and list(second.wait()) == []
         with line.place("default") as third, line.place("default") as fourth:
@@ -38,7 +38,7 @@ def test_the_first_visitors_start_at_once_and_the_next_are_told_their_number():
 
 
 def test_a_full_line_gets_a_friendly_busy_message_and_leaving_frees_a_place():
-    line = WaitingLine(default_slots=1, max_waiting=2)
+    line = WaitingLine(max_waiting=2, slots={"default": 1})
     with line.place("default") as running:
         list(running.wait())
         with line.place("default"), line.place("default"):
@@ -51,13 +51,13 @@ def test_a_full_line_gets_a_friendly_busy_message_and_leaving_frees_a_place():
 
 
 def test_each_engine_has_its_own_slots():
-    line = WaitingLine(default_slots=1, max_waiting=4, slots={"flashhead": 1})
+    line = WaitingLine(max_waiting=4, slots={"flashhead": 1, "default": 1})
     with line.place("flashhead") as neural, line.place("default") as embedded:
         assert list(neural.wait()) == [] and list(embedded.wait()) == []
 
 
 def test_a_waiting_visitor_starts_as_soon_as_a_slot_frees_in_their_turn():
-    line = WaitingLine(default_slots=1, max_waiting=4)
+    line = WaitingLine(max_waiting=4, slots={"default": 1})
     order: list[str] = []
     first = line.place("default")
     running = first.__enter__()

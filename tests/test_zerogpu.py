@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -17,11 +18,13 @@ from avatar.engines.animate import (
     booked_seconds,
     draw_frames,
     draw_frames_on_gpu,
+    face_crop,
     raising_messages,
 )
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
-from avatar.engines.registry import DEFAULT_KEY, EngineRegistry
+from avatar.engines.handles import handle_of
+from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.speech.utterance import Utterance
 from bench.page_driver import ROOT
@@ -37,29 +40,37 @@ def speech(seconds: float, seed: int = 0) -> Utterance:
     return Utterance(text="hello", audio=audio, sample_rate=16_000)
 
 
-def test_an_engine_travels_by_pickle_as_a_small_reference_to_itself(astronaut_face):
+def test_an_engine_travels_by_pickle_as_a_small_handle_to_itself(astronaut_face):
     engine = DefaultEngine("cpu")
-    engine.prepare(astronaut_face)
-    pickled = pickle.dumps(engine)
+    engine.prepare(face_crop(astronaut_face))
+    pickled = pickle.dumps(handle_of(engine))
     assert len(pickled) < 500
-    assert pickle.loads(pickled) is engine
+    assert pickle.loads(pickled).engine is engine
+
+
+def test_only_the_face_crop_and_its_landmarks_travel_to_an_engine_never_the_photo(astronaut_face):
+    crop = face_crop(astronaut_face)
+    assert crop.pixels is astronaut_face.crop and crop.landmarks is astronaut_face.landmarks
+    assert len(pickle.dumps(crop)) < astronaut_face.crop.nbytes + astronaut_face.landmarks.nbytes + 1000
+    assert {field.name for field in fields(crop)} == {"pixels", "landmarks", "photo_scale"}
 
 
 def test_a_run_drawn_in_a_forked_gpu_worker_matches_the_same_run_drawn_here(astronaut_face):
     engine = DefaultEngine("cpu")
     utterances = [speech(0.9, seed=1), speech(0.5, seed=2)]
-    here = np.concatenate(list(draw_frames(engine, astronaut_face, utterances)))
-    there = np.concatenate(draw_in_forked_worker(engine, astronaut_face, utterances))
+    face = face_crop(astronaut_face)
+    here = np.concatenate(list(draw_frames(engine, face, utterances)))
+    there = np.concatenate(draw_in_forked_worker(handle_of(engine), face, utterances))
     assert there.shape == here.shape == (35, 512, 512, 3)
     assert np.abs(there.astype(int) - here.astype(int)).max() <= 1
 
 
 def test_a_message_for_the_user_comes_back_whole_from_the_gpu_worker(astronaut_face):
     class FullGpuEngine(DefaultEngine):
-        def start(self, face):
+        def open(self, face):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    items = draw_in_forked_worker(FullGpuEngine("cpu"), astronaut_face, [speech(0.5)])
+    items = draw_in_forked_worker(handle_of(FullGpuEngine("cpu")), face_crop(astronaut_face), [speech(0.5)])
     assert len(items) == 1 and isinstance(items[0], UserFacingError)
     with pytest.raises(UserFacingError, match="GPU ran out of memory"):
         list(raising_messages(iter(items)))
@@ -90,17 +101,18 @@ def test_without_the_spaces_package_the_app_imports_and_runs_its_gpu_work_in_pro
 def test_a_gpu_booking_covers_the_worker_start_and_the_drawing_and_never_exceeds_zerogpus_limit(astronaut_face):
     engine = DefaultEngine("cpu")
     engine.gpu_seconds_per_speech_second = 2.0
-    short = booked_seconds(engine, astronaut_face, [speech(3.0), speech(2.0)])
+    handle, face = handle_of(engine), face_crop(astronaut_face)
+    short = booked_seconds(handle, face, [speech(3.0), speech(2.0)])
     assert short == pytest.approx(20 + 10, abs=1)
-    assert booked_seconds(engine, astronaut_face, [speech(200.0)]) == LONGEST_BOOKING
+    assert booked_seconds(handle, face, [speech(200.0)]) == LONGEST_BOOKING
 
 
 def test_once_sealed_only_engines_loaded_at_start_up_are_offered_and_others_refuse_clearly():
     registry = EngineRegistry(Settings(device="cpu"), cuda_available=True)
-    registry.get(DEFAULT_KEY)
+    registry.get("default")
     assert {option.key for option in registry.options()} == {"default", "flashhead-lite", "flashhead-pro"}
     registry.seal()
-    assert [option.key for option in registry.options()] == [DEFAULT_KEY]
-    assert registry.preferred() == DEFAULT_KEY
+    assert [option.key for option in registry.options()] == ["default"]
+    assert registry.preferred() == "default"
     with pytest.raises(EngineUnavailable, match="not loaded when this app started"):
         registry.get("flashhead-lite")

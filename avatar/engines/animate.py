@@ -1,10 +1,11 @@
-"""A run's GPU work, as one function of picklable values, so that ZeroGPU can run it in its GPU worker.
+"""A run's engine work, as one function of small picklable values: the boundary between a run and its engine.
 
-A run's engine stage calls `animate`. Anywhere but ZeroGPU, frames are drawn right here, each
+Here the run's `Face` becomes the `FaceCrop` the engine needs (never the whole photo). A run's
+engine stage calls `animate`. Anywhere but ZeroGPU, frames are drawn right here, each
 sentence as soon as it has been spoken. On a ZeroGPU Space the GPU exists only inside `spaces.GPU`
 functions, which run in a worker process forked from the app: there a GPU engine books the GPU once
-per run, hands over the engine (as a reference: the worker holds its own copy from the fork), the
-face and all of the run's speech, and gets the frames back chunk by chunk as they are drawn. The
+per run, hands over the engine (as a handle: the worker holds its own copy from the fork), the
+face crop and all of the run's speech, and gets the frames back chunk by chunk as they are drawn. The
 speech is made before the GPU is booked, so no GPU time is spent waiting for a voice.
 """
 
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 
 from avatar import zerogpu
-from avatar.engines.base import Engine
+from avatar.engines.base import Engine, FaceCrop
+from avatar.engines.handles import EngineHandle, handle_of
 from avatar.errors import UserFacingError
 from avatar.faces import Face
 from avatar.speech.utterance import Utterance
@@ -33,7 +35,12 @@ GPU_START_SECONDS = 20
 LONGEST_BOOKING = 300
 
 
-def draw_frames(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
+def face_crop(face: Face) -> FaceCrop:
+    """What an engine may see of a face: the aligned crop, its mesh, and how much it was enlarged."""
+    return FaceCrop(face.crop, face.landmarks, float(np.hypot(*face.crop_to_photo[:, 0])))
+
+
+def draw_frames(engine: Engine, face: FaceCrop, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
     """Frames of `face` saying each utterance in turn, as soon as each chunk is drawn."""
     try:
         session = engine.start(face)
@@ -46,25 +53,26 @@ def draw_frames(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> 
         ) from error
 
 
-def booked_seconds(engine: Engine, face: Face, utterances: list[Utterance]) -> int:
+def booked_seconds(engine: EngineHandle, face: FaceCrop, utterances: list[Utterance]) -> int:
     """How long to book the GPU for: the drawing's worst case plus the worker's start.
 
     Takes the same arguments as the task it books for, as `spaces.GPU(duration=...)` calls it.
     """
     speech = sum(utterance.duration for utterance in utterances)
-    return min(LONGEST_BOOKING, GPU_START_SECONDS + math.ceil(speech * engine.gpu_seconds_per_speech_second))
+    per_second = engine.engine.gpu_seconds_per_speech_second
+    return min(LONGEST_BOOKING, GPU_START_SECONDS + math.ceil(speech * per_second))
 
 
 @zerogpu.gpu_task(duration=booked_seconds)
 def draw_frames_on_gpu(
-    engine: Engine, face: Face, utterances: list[Utterance]
+    engine: EngineHandle, face: FaceCrop, utterances: list[Utterance]
 ) -> Iterator[np.ndarray | UserFacingError]:
     """`draw_frames` for the whole speech at once: on ZeroGPU, in the GPU worker.
 
     A message for the user comes back as a value: `spaces` would pass on only its class name.
     """
     try:
-        yield from draw_frames(engine, face, utterances)
+        yield from draw_frames(engine.engine, face, utterances)
     except UserFacingError as error:
         yield error
 
@@ -79,6 +87,7 @@ def raising_messages(items: Iterator[np.ndarray | UserFacingError]) -> Iterator[
 
 def animate(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
     """The frames of a run, drawn wherever this machine draws them."""
+    crop = face_crop(face)
     if zerogpu.ACTIVE and engine.uses_gpu:
-        return raising_messages(draw_frames_on_gpu(engine, face, list(utterances)))
-    return draw_frames(engine, face, utterances)
+        return raising_messages(draw_frames_on_gpu(handle_of(engine), crop, list(utterances)))
+    return draw_frames(engine, crop, utterances)

@@ -1,23 +1,25 @@
-"""The one interface every lip-sync engine implements.
+"""The one interface every lip-sync engine implements, for one session or many at once.
 
-An engine is loaded once per process. For each run it prepares the chosen face once
-(`start`), then turns 16 kHz speech into 25 fps frames sentence by sentence (`push`), and
-finally renders whatever audio is left (`finish`). Frames come out as soon as they exist,
-so the page can start playing while later sentences are still being spoken.
+An engine is loaded once per process (or once per replica, on another host). A session is one
+face speaking: `open` prepares the face once, then the session's speech is cut into chunks and
+`draw` turns the chunks of several sessions into frames in one step. An engine that cannot batch
+implements `draw_one` and gets the loop over sessions for free. Everything that crosses this
+interface is small and plain (a face crop with its landmarks, 16 kHz audio, uint8 frames), so an
+engine may live in another process or on another host.
 """
 
 from __future__ import annotations
 
-import uuid
-import weakref
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from avatar.faces import Face
-from avatar.speech.utterance import Utterance
+from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
+from avatar.speech.utterance import Phone, Utterance
 
 
 class EngineUnavailable(Exception):
@@ -25,71 +27,171 @@ class EngineUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class FaceCrop:
+    """What an engine needs of a face, and nothing more: never the whole photo.
+
+    `pixels` is the aligned square crop (size, size, 3) uint8, `landmarks` its 478-point mesh in crop
+    pixels, and `photo_scale` how many photo pixels one crop pixel spans (below 1 the crop was enlarged).
+    """
+
+    pixels: np.ndarray
+    landmarks: np.ndarray
+    photo_scale: float = 1.0
+
+    @property
+    def size(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    """One step of one session's speech: 16 kHz audio of whole frames, and the frames owed for it.
+
+    The last chunk of a session is padded with silence to the engine's chunk length; `frames` then says
+    how many of the drawn frames belong to the speech (the rest are dropped). Phones are on the chunk's
+    own timeline (seconds from its first sample).
+    """
+
+    audio: np.ndarray
+    frames: int
+    phones: tuple[Phone, ...] = ()
+
+    @property
+    def drawn_frames(self) -> int:
+        return len(self.audio) // SAMPLES_PER_FRAME
+
+
+@dataclass(frozen=True)
 class EngineInfo:
-    """What the page tells the user about an engine."""
+    """What the page tells the user about a loaded engine."""
 
     key: str
     label: str
     device: str
 
 
-class EngineSession(ABC):
-    """One face speaking: holds the per-run state (audio context, motion, rest pose)."""
-
-    @abstractmethod
-    def push(self, utterance: Utterance) -> Iterator[np.ndarray]:
-        """Frames for this sentence (16 kHz audio), as uint8 arrays (n, size, size, 3).
-
-        An engine that works in fixed chunks may hold back a tail and emit it with the next
-        sentence or at `finish`; over a whole run, the frame count is ceil(samples / 640).
-        """
-
-    @abstractmethod
-    def finish(self) -> Iterator[np.ndarray]:
-        """The frames still owed for audio already pushed."""
-
-
-# Every engine of this process by handle, so that an engine can travel by pickle as a reference.
-_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
-
-
-def _engine_by_handle(handle: str) -> Engine:
-    engine = _ENGINES.get(handle)
-    if engine is None:
-        raise EngineUnavailable("This engine was loaded after the GPU worker started; please restart the app.")
-    return engine
-
-
 class Engine(ABC):
-    """A lip-sync engine: turns a face plus speech into frames of that face talking."""
+    """A lip-sync engine: a face plus speech in, frames of that face talking out."""
 
-    info: EngineInfo
-    # Whether the engine draws on a CUDA GPU (on ZeroGPU, such engines run inside `spaces.GPU`).
-    uses_gpu: bool = False
+    key: str
+    label: str
+    device: torch.device
+    # Frames a step draws per session; None: any whole number of frames (all the speech that has arrived).
+    chunk_frames: int | None = None
     # GPU time a second of speech takes at most, for booking a ZeroGPU GPU (a shared GPU slice is slower).
     gpu_seconds_per_speech_second: float = 1.0
 
-    def __new__(cls, *args: object, **kwargs: object) -> Engine:
-        engine = super().__new__(cls)
-        engine.handle = uuid.uuid4().hex
-        _ENGINES[engine.handle] = engine
-        return engine
+    @property
+    def info(self) -> EngineInfo:
+        device = self.device.type.upper() if self.device.index is None else str(self.device)
+        return EngineInfo(self.key, self.label, device)
 
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        """An engine pickles as a reference to itself, never its weights.
-
-        ZeroGPU's GPU worker is forked from this process, so it already holds the same engine under
-        the same handle; only the handle needs to travel.
-        """
-        return (_engine_by_handle, (self.handle,))
+    @property
+    def uses_gpu(self) -> bool:
+        return self.device.type == "cuda"
 
     @abstractmethod
-    def start(self, face: Face) -> EngineSession:
-        """Prepare `face` once for a run (encode it, find its rest pose)."""
+    def open(self, face: FaceCrop) -> object:
+        """Prepare `face` once for a session; the returned state is handed back to `draw`."""
 
-    def prepare(self, face: Face) -> None:
-        """Do the per-face work ahead of time (when the user picks a photo), for engines that keep it.
-
-        Engines that prepare nothing reusable leave this as it is: a run then prepares at `start`.
-        """
+    def prepare(self, face: FaceCrop) -> None:
+        """Do the per-face work ahead of time (when the user picks a photo), for engines that keep it."""
         return
+
+    def draw(self, states: list[object], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
+        """One step for several sessions: yields, piece by piece, a list of frames (n, H, W, 3) per session.
+
+        Each session's frames are trimmed to its chunk's `frames`. Engines that batch override this;
+        the rest get this loop, one session after another.
+        """
+        for index, (state, chunk) in enumerate(zip(states, chunks, strict=True)):
+            for frames in self.draw_one(state, chunk):
+                yield [frames if i == index else _no_frames(frames) for i in range(len(states))]
+
+    def draw_one(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
+        """One step for one session: its frames, piece by piece (engines that do not batch implement this)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither draw nor draw_one")
+
+    def step(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
+        """One session's step, as a run calls it; an engine with a batching scheduler routes it there."""
+        for frames in self.draw([state], [chunk]):
+            yield frames[0]
+
+    def start(self, face: FaceCrop) -> EngineSession:
+        """A session of `face` speaking, fed sentence by sentence."""
+        return EngineSession(self, face)
+
+
+def _no_frames(like: np.ndarray) -> np.ndarray:
+    return np.zeros((0, *like.shape[1:]), like.dtype)
+
+
+class SpeechChunker:
+    """Cuts one session's sentences into an engine's chunks; the one place speech becomes 16 kHz.
+
+    Leftover samples are carried to the next sentence; `finish` pads what is left with silence, so a
+    session of `s` samples gets ceil(s / 640) frames in all.
+    """
+
+    def __init__(self, chunk_frames: int | None) -> None:
+        self.chunk_frames = chunk_frames
+        self.pending = np.zeros(0, np.float32)
+        self.phones: list[Phone] = []
+        self.samples_in = 0
+        self.frames_out = 0
+
+    def push(self, utterance: Utterance) -> list[SpeechChunk]:
+        """Every whole chunk that the speech so far completes."""
+        utterance = utterance.resampled(ENGINE_SAMPLE_RATE)
+        lead = len(self.pending) / ENGINE_SAMPLE_RATE
+        self.phones += [Phone(p.symbol, p.start + lead, p.end + lead) for p in utterance.phones]
+        self.pending = np.concatenate([self.pending, utterance.audio.astype(np.float32)])
+        self.samples_in += len(utterance.audio)
+        step = (self.chunk_frames or len(self.pending) // SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
+        chunks = []
+        while step and len(self.pending) >= step:
+            chunks.append(self._take(step, step // SAMPLES_PER_FRAME))
+        return chunks
+
+    def finish(self) -> list[SpeechChunk]:
+        """The frames still owed, padded with silence to a whole chunk."""
+        owed = math.ceil(self.samples_in / SAMPLES_PER_FRAME) - self.frames_out
+        if owed <= 0:
+            return []
+        step = (self.chunk_frames or owed) * SAMPLES_PER_FRAME
+        audio = np.zeros(step, np.float32)
+        audio[: len(self.pending)] = self.pending[:step]
+        self.pending = audio
+        return [self._take(step, owed)]
+
+    def _take(self, samples: int, frames: int) -> SpeechChunk:
+        audio, self.pending = self.pending[:samples], self.pending[samples:]
+        end = samples / ENGINE_SAMPLE_RATE
+        phones = tuple(p for p in self.phones if p.start < end)
+        self.phones = [Phone(p.symbol, p.start - end, p.end - end) for p in self.phones if p.end > end]
+        self.frames_out += frames
+        return SpeechChunk(audio=audio, frames=frames, phones=phones)
+
+
+class EngineSession:
+    """One face speaking: sentences in, frames out as soon as each chunk is drawn."""
+
+    def __init__(self, engine: Engine, face: FaceCrop) -> None:
+        self.engine = engine
+        self.state = engine.open(face)
+        self.chunker = SpeechChunker(engine.chunk_frames)
+
+    def push(self, utterance: Utterance) -> Iterator[np.ndarray]:
+        """Frames for this sentence; a chunked engine holds back a tail until the next sentence or `finish`."""
+        for chunk in self.chunker.push(utterance):
+            yield from self._draw(chunk)
+
+    def finish(self) -> Iterator[np.ndarray]:
+        """The frames still owed for speech already pushed."""
+        for chunk in self.chunker.finish():
+            yield from self._draw(chunk)
+
+    def _draw(self, chunk: SpeechChunk) -> Iterator[np.ndarray]:
+        for frames in self.engine.step(self.state, chunk):
+            if len(frames):
+                yield frames

@@ -1,22 +1,22 @@
-"""Which engines this machine can run, which one to preselect and why, one loaded instance of each."""
+"""Which engines this machine can run, which one to preselect and why, one loaded instance of each.
+
+Everything it knows of an engine comes from the engine's `EngineSpec` (see catalogue.py).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
 from avatar import zerogpu
 from avatar.config import Settings
+from avatar.engines import catalogue
 from avatar.engines.base import Engine, EngineUnavailable
-from avatar.engines.default.engine import DefaultEngine
-
-DEFAULT_KEY = "default"
-FLASHHEAD_KEYS = {"flashhead-lite": "lite", "flashhead-pro": "pro"}
-Progress = Callable[[float, str], None]
+from avatar.engines.devices import choose_device
+from avatar.engines.handles import handle_of
+from avatar.engines.spec import EngineSettings, EngineSpec, Progress
 
 
 @dataclass(frozen=True)
@@ -25,42 +25,17 @@ class EngineOption:
     label: str
 
 
-def _load_default(settings: Settings, progress: Progress | None) -> Engine:
-    # On ZeroGPU the animator stays on the CPU: it is faster than real time there, and a run that
-    # books no GPU neither waits for one nor spends the visitor's GPU quota.
-    device = "cpu" if zerogpu.ACTIVE and settings.device == "auto" else settings.device
-    return DefaultEngine(device)
-
-
-def _flashhead_loader(variant: str) -> Callable[[Settings, Progress | None], Engine]:
-    def load(settings: Settings, progress: Progress | None) -> Engine:
-        from avatar.engines.flashhead.engine import FlashHeadEngine
-
-        # ZeroGPU lends the GPU for single runs only, so there is no GPU at load time to compile on.
-        return FlashHeadEngine.from_settings(
-            replace(settings, flashhead_variant=variant), progress, compile_models=False if zerogpu.ACTIVE else None
-        )
-
-    return load
-
-
-_LOADERS: dict[str, Callable[[Settings, Progress | None], Engine]] = {
-    DEFAULT_KEY: _load_default,
-    **{key: _flashhead_loader(variant) for key, variant in FLASHHEAD_KEYS.items()},
-}
-_LABELS = {
-    DEFAULT_KEY: "Embedded photo animator (any machine)",
-    "flashhead-lite": "FlashHead Lite (neural, GPU)",
-    "flashhead-pro": "FlashHead Pro (neural, GPU)",
-}
-
-
 class EngineRegistry:
     """Loads engines on first use and keeps them; remembers why an engine could not load."""
 
-    def __init__(self, settings: Settings, cuda_available: bool | None = None) -> None:
+    def __init__(
+        self, settings: Settings, cuda_available: bool | None = None, specs: list[EngineSpec] | None = None
+    ) -> None:
         self.settings = settings
         self.cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+        self.specs = {spec.key: spec for spec in (catalogue.SPECS if specs is None else specs)}
+        self.fallback = next(iter(self.specs))
+        self.engine_settings: dict[str, EngineSettings] = {key: s.read_settings() for key, s in self.specs.items()}
         self._lock = threading.Lock()
         self._engines: dict[str, Engine] = {}
         self.problems: dict[str, str] = {}
@@ -75,41 +50,47 @@ class EngineRegistry:
         with self._lock:
             self.sealed = True
 
+    def label(self, key: str) -> str:
+        return self.specs[key].label
+
     def options(self) -> list[EngineOption]:
-        """The default engine everywhere; FlashHead only where there is a CUDA GPU to run it."""
-        keys = [DEFAULT_KEY, *(FLASHHEAD_KEYS if self.cuda else ())]
+        """Every engine that can run here: those that need CUDA only where there is a CUDA GPU."""
+        keys = [key for key, spec in self.specs.items() if self.cuda or not spec.needs_cuda]
         if self.sealed:
             keys = [key for key in keys if key in self._engines]
-        return [EngineOption(key, _LABELS[key]) for key in keys]
+        return [EngineOption(key, self.specs[key].label) for key in keys]
+
+    def sessions(self, key: str) -> int:
+        """How many sessions engine `key` runs at once: its running slots in the waiting line."""
+        return self.engine_settings[key].sessions
 
     def preferred(self) -> str:
-        """AVATAR_ENGINE when it names an engine this machine offers; with "auto", FlashHead when
-        there is a GPU and the weights are in a local folder, else the default engine."""
-        offered = {option.key for option in self.options()}
+        """AVATAR_ENGINE when it names an engine this machine offers; with "auto", the first engine that
+        can run here and asks to be preselected (its weights are on this computer), else the fallback."""
+        offered = [option.key for option in self.options()]
         wanted = self.settings.engine
         if wanted in offered:
             return wanted
-        local_weights = Path(self.settings.flashhead_weights).is_dir()
-        flashhead = f"flashhead-{self.settings.flashhead_variant}"
-        if wanted == "auto" and self.cuda and local_weights and flashhead in offered:
-            return flashhead
-        return DEFAULT_KEY
+        if wanted == "auto":
+            return next((key for key in offered if self.engine_settings[key].preselect()), self.fallback)
+        return self.fallback
 
     def explain(self) -> str:
         """Why the preselected engine was chosen, in the page's words."""
         chosen = self.preferred()
+        needs_gpu = [spec.label for spec in self.specs.values() if spec.needs_cuda]
         if zerogpu.ACTIVE:
             return (
-                f"{_LABELS[chosen]} preselected. This is a ZeroGPU Space: the embedded animator runs on the CPU, "
-                "and FlashHead, when AVATAR_ENGINE loads it, books a shared GPU for each run."
+                f"{self.label(chosen)} preselected. This is a ZeroGPU Space: engines that need a GPU book a "
+                "shared one for each run; the others run on the CPU."
             )
-        if chosen != DEFAULT_KEY:
-            return f"{_LABELS[chosen]} preselected: a CUDA GPU is here and AVATAR_ENGINE / local weights ask for it."
-        if not self.cuda:
-            return "No CUDA GPU here, so the embedded animator runs (FlashHead needs a GPU)."
-        if self.settings.engine in FLASHHEAD_KEYS or self.settings.engine == "auto":
-            return "GPU found; FlashHead can be picked (its weights load on first use)."
-        return "The embedded animator is preselected (AVATAR_ENGINE=default)."
+        if chosen != self.fallback:
+            return f"{self.label(chosen)} preselected: a CUDA GPU is here and its weights are on this computer."
+        if not self.cuda and needs_gpu:
+            return f"No CUDA GPU here, so {self.label(chosen)} runs ({', '.join(needs_gpu)} need a GPU)."
+        if self.cuda and needs_gpu:
+            return "GPU found: the neural engines can be picked (their weights load on first use)."
+        return f"{self.label(chosen)} is preselected."
 
     def loaded(self, key: str) -> Engine | None:
         """The engine `key` if it is already loaded (never starts a load)."""
@@ -118,16 +99,18 @@ class EngineRegistry:
 
     def get(self, key: str, progress: Progress | None = None) -> Engine:
         """The engine `key`, loading it if needed; raises `EngineUnavailable` with the reason."""
-        loader = _LOADERS.get(key)
-        if loader is None:
+        spec = self.specs.get(key)
+        if spec is None:
             raise EngineUnavailable(f"There is no engine called {key!r}.")
         with self._lock:
             if key not in self._engines:
                 if self.sealed:
-                    reason = self.problems.get(key, f"{_LABELS[key]} was not loaded when this app started.")
+                    reason = self.problems.get(key, f"{spec.label} was not loaded when this app started.")
                     raise EngineUnavailable(reason)
                 try:
-                    self._engines[key] = loader(self.settings, progress)
+                    device = choose_device(self.settings.device, spec.label, spec.needs_cuda, self.cuda)
+                    self._engines[key] = spec.build(self.engine_settings[key], device, progress)
+                    handle_of(self._engines[key])  # known by handle before ZeroGPU's worker forks
                 except EngineUnavailable as error:
                     self.problems[key] = str(error)
                     raise

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
+from avatar.engines.animate import face_crop
+from avatar.engines.base import SpeechChunker
 from avatar.engines.default import mesh
 from avatar.engines.default.engine import DefaultEngine, Motion
 from avatar.engines.default.mouth_shapes import mouth_track
@@ -30,8 +32,8 @@ def _speech(seconds: float, silent_from: float | None = None) -> Utterance:
     return Utterance("test", audio.astype(np.float32), ENGINE_SAMPLE_RATE)
 
 
-def _render(face: Face, *utterances: Utterance, output: str = "crop") -> np.ndarray:
-    session = DefaultEngine("cpu", output=output).start(face)
+def _render(face: Face, *utterances: Utterance) -> np.ndarray:
+    session = DefaultEngine("cpu").start(face_crop(face))
     chunks = [frames for utterance in utterances for frames in session.push(utterance)]
     chunks += list(session.finish())
     return np.concatenate(chunks)
@@ -85,12 +87,12 @@ def test_pixels_outside_the_face_do_not_move(talking: np.ndarray) -> None:
 
 
 def test_the_rest_pose_does_not_drift_over_a_long_speech(astronaut_face: Face) -> None:
-    session = DefaultEngine("cpu").start(astronaut_face)
+    session = DefaultEngine("cpu").start(face_crop(astronaut_face))
     rest = Motion(np.zeros((1, len(ACTIONS)), np.float32), np.zeros(1, np.float32), np.zeros((1, 2), np.float32))
-    before = session.renderer.render(np.zeros(1, int), rest).numpy()
+    before = session.state.renderer.render(np.zeros(1, int), rest).numpy()
     for _ in session.push(_speech(4.0)):
         pass
-    after = session.renderer.render(np.zeros(1, int), rest).numpy()
+    after = session.state.renderer.render(np.zeros(1, int), rest).numpy()
     assert np.array_equal(before, after)
     assert np.abs(before[0].astype(np.int16) - astronaut_face.crop).mean() < 1.0
 
@@ -119,27 +121,6 @@ def test_the_open_mouth_shows_a_dark_interior(talking: np.ndarray, astronaut_fac
     darkest = brightness.reshape(len(brightness), -1).min(axis=1)
     assert darkest.min() < 70.0
     assert brightness.reshape(len(brightness), -1).min(axis=1)[0] > darkest.min()
-
-
-def test_full_photo_output_keeps_the_photos_size(astronaut_face: Face) -> None:
-    frames = _render(astronaut_face, _speech(0.6), output="photo")
-    height, width = astronaut_face.photo.shape[:2]
-    assert frames.shape == (15, height, width, 3)
-    # Far from the face the photo is untouched.
-    assert np.array_equal(
-        frames[:, -20:, :20], np.broadcast_to(astronaut_face.photo[-20:, :20], frames[:, -20:, :20].shape)
-    )
-
-
-def test_several_faces_render_together_like_one_by_one(astronaut_face: Face) -> None:
-    speech = _speech(0.8)
-    alone = _render(astronaut_face, speech)
-    engine = DefaultEngine("cpu")
-    together = np.concatenate(
-        list(engine.start_many([astronaut_face, astronaut_face]).push([speech, speech], 4)), axis=1
-    )
-    assert together.shape[:2] == (2, len(alone))
-    assert np.abs(together[0].astype(np.int16) - alone).max() <= 1
 
 
 def _between_the_lips(face: Face, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -186,13 +167,16 @@ def test_painted_teeth_show_separate_teeth_not_a_flat_band(grace_face: Face) -> 
 
 
 def test_the_last_few_samples_of_a_run_do_not_pop_the_mouth_open(astronaut_face: Face) -> None:
-    session = DefaultEngine("cpu").start(astronaut_face)
+    engine = DefaultEngine("cpu")
+    state = engine.open(face_crop(astronaut_face))
+    chunker = SpeechChunker(engine.chunk_frames)
     speech = _speech(1.0, silent_from=0.8)
     ending = Utterance("tail", np.concatenate([speech.audio, np.full(9, 0.001, np.float32)]), ENGINE_SAMPLE_RATE)
-    list(session.push(ending))
-    leftover = session.clock.rest()
+    for chunk in chunker.push(ending):
+        state.track(chunk)
+    (leftover,) = chunker.finish()
     assert leftover.frames == 1
-    assert leftover.track().open.max() < 0.02
+    assert state.track(leftover).open.max() < 0.02
 
 
 def test_a_run_started_while_its_face_is_being_prepared_waits_for_that_preparation(astronaut_face, monkeypatch):
@@ -207,11 +191,11 @@ def test_a_run_started_while_its_face_is_being_prepared_waits_for_that_preparati
 
     monkeypatch.setattr(engine_module, "FaceRenderer", CountedRenderer)
     engine = DefaultEngine("cpu")
-    preparing = threading.Thread(target=engine.prepare, args=(astronaut_face,))
+    preparing = threading.Thread(target=engine.prepare, args=(face_crop(astronaut_face),))
     preparing.start()
     while not builds:
         time.sleep(0.001)
-    session = engine.start(astronaut_face)
+    session = engine.start(face_crop(astronaut_face))
     preparing.join()
     assert len(builds) == 1
-    assert isinstance(session.renderer, CountedRenderer)
+    assert isinstance(session.state.renderer, CountedRenderer)

@@ -12,14 +12,15 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from avatar.config import Settings
 from avatar.engines.animate import draw_frames
-from avatar.engines.base import EngineUnavailable
+from avatar.engines.base import EngineUnavailable, FaceCrop, SpeechChunker
+from avatar.engines.devices import choose_device
 from avatar.engines.flashhead.audio_features import frame_windows
 from avatar.engines.flashhead.engine import FlashHeadEngine
+from avatar.engines.flashhead.spec import LITE, FlashHeadSettings
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.weights import load_strict
-from avatar.faces import Face
+from avatar.engines.handles import handle_of
 from avatar.speech.utterance import Utterance
 from bench.flashhead_speed import bench_face
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
@@ -33,17 +34,11 @@ def engine(tmp_path_factory) -> FlashHeadEngine:
     root = tmp_path_factory.mktemp("weights")
     write_lite(root / "flashhead")
     write_wav2vec2(root / "wav2vec2")
-    settings = Settings(
-        flashhead_weights=str(root / "flashhead"),
-        flashhead_variant="lite",
-        wav2vec2_weights=str(root / "wav2vec2"),
-        device="cpu",
-        crop_size=SIZE,
-    )
-    return FlashHeadEngine.from_settings(settings, allow_cpu=True, compile_models=False)
+    settings = FlashHeadSettings(weights=str(root / "flashhead"), wav2vec2_weights=str(root / "wav2vec2"), size=SIZE)
+    return FlashHeadEngine.from_settings(settings, torch.device("cpu"), compile_models=False)
 
 
-def a_face() -> Face:
+def a_face() -> FaceCrop:
     return bench_face(SIZE, seed=0)
 
 
@@ -129,7 +124,7 @@ def test_a_run_drawn_in_a_forked_gpu_worker_as_on_zerogpu_matches_one_drawn_here
     engine.start(a_face())  # the engine's GPU thread exists before the fork, as in the app
     utterances = [speech(20_000, seed=1), speech(9_000, seed=2)]
     here = np.concatenate(list(draw_frames(engine, a_face(), utterances)))
-    there = np.concatenate(draw_in_forked_worker(engine, a_face(), utterances))
+    there = np.concatenate(draw_in_forked_worker(handle_of(engine), a_face(), utterances))
     assert there.shape == here.shape == (46, SIZE, SIZE, 3)
     assert np.abs(there.astype(int) - here.astype(int)).max() <= 1
 
@@ -144,34 +139,35 @@ def test_a_hub_id_without_network_or_cache_is_refused_with_a_clear_message(tmp_p
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
-    settings = Settings(device="cpu", flashhead_weights="Soul-AILab/SoulX-FlashHead-1_3B")
+    settings = FlashHeadSettings(weights="Soul-AILab/SoulX-FlashHead-1_3B")
     with pytest.raises(EngineUnavailable, match="could not be downloaded") as error:
-        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+        FlashHeadEngine.from_settings(settings, torch.device("cpu"))
     assert "AVATAR_FLASHHEAD_WEIGHTS" in str(error.value)
 
 
 def test_a_missing_weights_folder_is_refused_with_a_clear_message(tmp_path):
-    settings = Settings(device="cpu", flashhead_weights=str(tmp_path / "nowhere"))
+    settings = FlashHeadSettings(weights=str(tmp_path / "nowhere"))
     with pytest.raises(EngineUnavailable, match="does not exist. Check AVATAR_FLASHHEAD_WEIGHTS"):
-        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+        FlashHeadEngine.from_settings(settings, torch.device("cpu"))
 
 
 def test_an_incomplete_weights_folder_is_refused_with_a_clear_message(tmp_path):
     (tmp_path / "Model_Lite").mkdir()
-    settings = Settings(device="cpu", flashhead_weights=str(tmp_path))
+    settings = FlashHeadSettings(weights=str(tmp_path))
     with pytest.raises(EngineUnavailable, match="missing Model_Lite/config.json, VAE_LTX"):
-        FlashHeadEngine.from_settings(settings, allow_cpu=True)
+        FlashHeadEngine.from_settings(settings, torch.device("cpu"))
 
 
 def test_an_unknown_variant_is_refused_with_the_choices():
     with pytest.raises(EngineUnavailable, match="'lite' or 'pro'"):
-        FlashHeadEngine.from_settings(Settings(device="cpu", flashhead_variant="max"), allow_cpu=True)
+        FlashHeadEngine.from_settings(FlashHeadSettings(variant="max"), torch.device("cpu"))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_without_a_gpu_the_engine_is_unavailable_unless_cpu_is_allowed():
-    with pytest.raises(EngineUnavailable, match="needs an NVIDIA GPU"):
-        FlashHeadEngine.from_settings(Settings())
+def test_without_a_gpu_flashhead_is_unavailable_with_the_reason():
+    with pytest.raises(EngineUnavailable, match="FlashHead Lite .* needs an NVIDIA GPU"):
+        choose_device("auto", LITE.label, LITE.needs_cuda, cuda_available=False)
+    with pytest.raises(EngineUnavailable, match="no CUDA GPU is available"):
+        choose_device("cuda", LITE.label, LITE.needs_cuda, cuda_available=False)
 
 
 def test_a_checkpoint_with_a_missing_or_extra_tensor_is_refused(tmp_path):
@@ -217,28 +213,28 @@ def test_sessions_on_many_threads_render_one_at_a_time_on_the_engine_thread(engi
     assert len(seen) == 1 and next(iter(seen)).startswith("flashhead-gpu")
 
 
-def test_a_batch_renders_every_session_in_one_forward_and_matches_single_sessions(engine):
+def test_sessions_drawn_together_share_each_forward_and_match_sessions_drawn_alone(engine):
     pipeline = engine.pipeline
+    chunkers = [SpeechChunker(engine.chunk_frames) for _ in range(2)]
+    short, long = speech(24 * 640 + 100, seed=1), speech(2 * 24 * 640 + 700, seed=2)
+    pairs = zip(chunkers, (short, long), strict=True)
+    chunks = [chunker.push(utterance) + chunker.finish() for chunker, utterance in pairs]
+    assert [[c.frames for c in session] for session in chunks] == [[24, 1], [24, 24, 2]]
     spy = Spy(pipeline.denoiser)
     pipeline.denoiser = spy
     try:
-        batch = engine.start_many([a_face(), a_face()])
-        short, long = speech(24 * 640 + 100, seed=1), speech(2 * 24 * 640 + 700, seed=2)
-        pushed = list(batch.push([short, long]))
-        finished = list(batch.finish())
+        states = [engine.open(a_face()) for _ in range(2)]
+        together = [[], []]
+        for step in range(3):
+            active = [i for i in range(2) if step < len(chunks[i])]
+            for frames in engine.draw([states[i] for i in active], [chunks[i][step] for i in active]):
+                for i, out in zip(active, frames, strict=True):
+                    together[i].append(out)
     finally:
         pipeline.denoiser = spy.model
-    assert [[len(f) for f in chunk] for chunk in pushed] == [[24, 24]]
-    assert [[len(f) for f in chunk] for chunk in finished] == [[1, 24], [0, 2]]
-    assert all(x.shape[0] == 2 for x, _, _ in spy.calls) and len(spy.calls) == 12
+    assert [x.shape[0] for x, _, _ in spy.calls] == [2] * 8 + [1] * 4
     single = engine.start(a_face())
     alone = np.concatenate([*single.push(long), *single.finish()])
-    together = np.concatenate([chunk[1] for chunk in pushed + finished])
-    assert alone.shape == together.shape == (math.ceil(long.audio.size / 640), SIZE, SIZE, 3)
-    assert np.abs(alone.astype(int) - together.astype(int)).max() <= 1
-
-
-def test_a_batch_needs_one_utterance_per_session(engine):
-    batch = engine.start_many([a_face(), a_face()])
-    with pytest.raises(ValueError, match="2 sessions need 2 utterances, not 1"):
-        list(batch.push([speech(640)]))
+    assert alone.shape == (math.ceil(long.audio.size / 640), SIZE, SIZE, 3)
+    assert np.abs(alone.astype(int) - np.concatenate(together[1]).astype(int)).max() <= 1
+    assert sum(len(f) for f in together[0]) == math.ceil(short.audio.size / 640)

@@ -1,0 +1,69 @@
+"""FlashHead Lite and Pro, declared: neural, CUDA only, weights from a local folder or the hub.
+
+Settings (each read once, from the environment):
+- AVATAR_FLASHHEAD_WEIGHTS: a folder holding Model_Lite/, Model_Pro/, VAE_LTX/, VAE_Wan/, or a hub id;
+- AVATAR_WAV2VEC2_WEIGHTS: the wav2vec2-base-960h folder or hub id;
+- AVATAR_FLASHHEAD_VARIANT: which of the two "auto" preselects when the weights are on this computer;
+- AVATAR_FLASHHEAD_SESSIONS: sessions drawn at once (its batch capacity);
+- AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from avatar import zerogpu
+from avatar.config import env_int, env_str
+from avatar.engines.spec import EngineSettings, EngineSpec, Progress
+
+VARIANTS = ("lite", "pro")
+
+
+@dataclass(frozen=True)
+class FlashHeadSettings(EngineSettings):
+    """One variant's settings; `preferred_variant` is what AVATAR_FLASHHEAD_VARIANT asks "auto" to pick."""
+
+    variant: str = "lite"
+    weights: str = "Soul-AILab/SoulX-FlashHead-1_3B"
+    wav2vec2_weights: str = "facebook/wav2vec2-base-960h"
+    preferred_variant: str = "lite"
+    size: int = 512
+
+    @classmethod
+    def from_env(cls, variant: str) -> FlashHeadSettings:
+        defaults = cls()
+        return cls(
+            sessions=env_int("AVATAR_FLASHHEAD_SESSIONS", defaults.sessions),
+            variant=variant,
+            weights=env_str("AVATAR_FLASHHEAD_WEIGHTS", defaults.weights),
+            wav2vec2_weights=env_str("AVATAR_WAV2VEC2_WEIGHTS", defaults.wav2vec2_weights),
+            preferred_variant=env_str("AVATAR_FLASHHEAD_VARIANT", defaults.preferred_variant).lower(),
+            size=env_int("AVATAR_FLASHHEAD_SIZE", defaults.size),
+        )
+
+    def preselect(self) -> bool:
+        """Preselected where it can run when its weights are in a local folder (nothing to download)."""
+        return self.variant == self.preferred_variant and Path(self.weights).expanduser().is_dir()
+
+
+def _build(settings: FlashHeadSettings, device: torch.device, progress: Progress | None):
+    from avatar.engines.flashhead.engine import FlashHeadEngine
+
+    # ZeroGPU lends the GPU for single runs only, so there is no GPU at load time to compile on.
+    return FlashHeadEngine.from_settings(settings, device, progress, compile_models=False if zerogpu.ACTIVE else None)
+
+
+def _spec(variant: str) -> EngineSpec[FlashHeadSettings]:
+    return EngineSpec(
+        key=f"flashhead-{variant}",
+        label=f"FlashHead {variant.capitalize()} (neural, GPU)",
+        needs_cuda=True,
+        read_settings=lambda: FlashHeadSettings.from_env(variant),
+        build=_build,
+    )
+
+
+LITE, PRO = (_spec(variant) for variant in VARIANTS)
