@@ -1,5 +1,6 @@
 """A run streams segments while it works, ends with one MP4, and cleans up however it ends."""
 
+import threading
 import time
 
 import numpy as np
@@ -90,6 +91,35 @@ def test_stopping_a_run_ends_it_quickly_and_removes_its_files(astronaut_face, tm
             pass
     assert time.perf_counter() - started < 5
     assert not run.folder.exists()
+
+
+@pytest.mark.parametrize("player", ["live", "segments"])
+def test_segments_are_short_first_then_as_long_as_asked_and_cover_the_video_back_to_back(
+    astronaut_face, tmp_path, player
+):
+    live = Broadcast("token") if player == "live" else None
+    text = "Hello there. Nice to meet you, it is a fine day."
+    run = Run(astronaut_face, text, TimedSpeaker(), DefaultEngine("cpu"), tmp_path, 1.0, 0.4, live)
+    *segments, finished = run.events()
+    assert [segment.index for segment in segments] == list(range(len(segments)))
+    assert [segment.duration for segment in segments[:2]] == [0.4, 1.0]
+    assert all(segment.duration == 1.0 for segment in segments[1:-1]) and segments[-1].duration <= 1.0
+    ends = [round(segment.start + segment.duration, 6) for segment in segments]
+    assert [round(segment.start, 6) for segment in segments] == [0.0, *ends[:-1]]
+    assert ends[-1] * 25 == pytest.approx(finished.stats.frames)
+
+
+def test_a_stopped_run_leaves_no_thread_behind(astronaut_face, tmp_path):
+    text = " ".join(["Stop me if you can, because this goes on."] * 8)
+    run = Run(astronaut_face, text, TimedSpeaker(), DefaultEngine("cpu"), tmp_path, live=Broadcast("token"))
+    events = run.events()
+    next(events)
+    run.cancel()
+    with pytest.raises(RunCancelled):
+        list(events)
+    assert run.live.closed
+    assert not [thread for thread in threading.enumerate() if thread.name in ("speech", "engine", "encoder")]
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("live-")]
 
 
 def test_a_voice_failure_reaches_the_user_as_a_message(astronaut_face, tmp_path):
