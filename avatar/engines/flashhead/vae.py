@@ -3,6 +3,9 @@
 Lite uses the LTX-Video VAE (folder `VAE_LTX/`, diffusers layout) with per-channel latent statistics;
 Pro uses the Wan 2.1 VAE (single file `VAE_Wan/Wan2.1_VAE.pth`, original layout, converted on load).
 Videos are (B, 3, T, H, W) in [-1, 1]; latents are (B, C, f, h, w), normalised as the DiT expects.
+Decoding returns what the published wrapper of each VAE returns: LTX's raw decoder output (it can
+overshoot [-1, 1]; the published pipeline colour-matches and re-encodes it unclamped), Wan's clamped
+by diffusers itself (as the original Wan VAE does).
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class _Codec(ABC):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> video, not clamped here: see the module docstring."""
         mean, std = self._stats(latents)
-        return self.decoder(latents * std + mean, return_dict=False)[0].clamp(-1, 1)
+        return self.decoder(latents * std + mean, return_dict=False)[0]
 
 
 class LtxCodec(_Codec):
