@@ -2,13 +2,16 @@
 
 The stages are separate methods so the benchmark can time each stage. Every stage takes a batch:
 sessions rendered together share each GPU call. On CUDA the frames travel to the host on a side
-stream while the motion re-encode runs, so neither waits for the other.
+stream while the motion re-encode runs, so neither waits for the other. Every random draw of a
+session goes through its `Noise`, so a run can be replayed draw for draw (tests/flashhead/test_chunk_parity.py
+replays the published pipeline's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,7 +26,7 @@ from avatar.engines.flashhead.audio_features import (
 from avatar.engines.flashhead.colour import match_colours, reference_stats
 from avatar.engines.flashhead.sampler import sample
 from avatar.engines.flashhead.transformer import WanModelAudioProject
-from avatar.engines.flashhead.vae import LtxCodec, WanCodec
+from avatar.engines.flashhead.vae import LtxCodec, PosteriorNoise, WanCodec
 
 CHUNK_FRAMES = 33
 MOTION_LATENTS = 2
@@ -88,6 +91,50 @@ class HostFrames:
         return finish
 
 
+class Noise(Protocol):
+    """Where every random draw of one session comes from: standard normal, of the shape asked for (one session's,
+    without the batch dimension), on the pipeline's device and in its dtype.
+
+    One method per kind of draw, so that a recorded run (the published pipeline's, in the parity test) can hand
+    each back in its place: the published code draws the sampler's noise from a seeded generator but the VAE
+    posterior's from torch's global one, so only recorded draws reproduce it.
+    """
+
+    def initial(self, shape: torch.Size) -> torch.Tensor:
+        """A chunk's starting latents (their motion frames are then overwritten)."""
+
+    def renoise(self, shape: torch.Size) -> torch.Tensor:
+        """The fresh noise mixed into x0 after a sampler step that has a later time."""
+
+    def posterior(self, shape: torch.Size) -> torch.Tensor:
+        """The VAE posterior sample's draw: of the reference encode, then of each chunk's motion re-encode."""
+
+
+class SeededNoise:
+    """The default `Noise`: every draw, in the order the pipeline asks, from one generator seeded per session."""
+
+    def __init__(self, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.generator = torch.Generator(device).manual_seed(seed)
+        self.dtype = dtype
+
+    def _draw(self, shape: torch.Size) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.generator.device, dtype=self.dtype)
+
+    def initial(self, shape: torch.Size) -> torch.Tensor:
+        return self._draw(shape)
+
+    def renoise(self, shape: torch.Size) -> torch.Tensor:
+        return self._draw(shape)
+
+    def posterior(self, shape: torch.Size) -> torch.Tensor:
+        return self._draw(shape)
+
+
+def _posterior_noise(sources: list[Noise]) -> PosteriorNoise:
+    """The VAE's posterior draw for a batch of sessions: each session's from its own `Noise`."""
+    return lambda shape: torch.stack([source.posterior(shape[1:]) for source in sources])
+
+
 @dataclass
 class SessionState:
     """What one face carries from chunk to chunk."""
@@ -95,7 +142,7 @@ class SessionState:
     reference_latents: torch.Tensor
     colour_stats: tuple[torch.Tensor, torch.Tensor]
     motion: torch.Tensor
-    generator: torch.Generator
+    noise: Noise
     audio: AudioBuffer = field(default_factory=AudioBuffer)
 
 
@@ -144,17 +191,20 @@ class FlashHeadPipeline:
         return (image / 127.5 - 1).clamp(-1, 1)[:, :, None]
 
     @torch.no_grad()
-    def start(self, crop: np.ndarray, seed: int) -> SessionState:
-        """Encode the face once (repeated to a whole chunk, as the model was trained) and seed the motion."""
-        generator = torch.Generator(self.device).manual_seed(seed)
+    def start(self, crop: np.ndarray, seed: int, noise: Noise | None = None) -> SessionState:
+        """Encode the face once (repeated to a whole chunk, as the model was trained) and seed the motion.
+
+        Every random draw of the session comes from `noise`; by default from a generator seeded with `seed`.
+        """
+        noise = SeededNoise(seed, self.device, self.dtype) if noise is None else noise
         pixels = self.reference_pixels(crop)
         video = pixels.expand(-1, -1, self.layout.frames, -1, -1).to(self.dtype)
-        latents = self.codec.encode(video, generator).to(self.dtype)
+        latents = self.codec.encode(video, _posterior_noise([noise])).to(self.dtype)
         return SessionState(
             reference_latents=latents,
             colour_stats=reference_stats(pixels),
             motion=latents[:, :, :1].clone(),
-            generator=generator,
+            noise=noise,
         )
 
     @torch.no_grad()
@@ -170,19 +220,17 @@ class FlashHeadPipeline:
         """4 sampler steps for sessions that share a motion length; returns (B, C, F, h, w) latents."""
         reference = torch.cat([state.reference_latents for state in states])
         motion = torch.cat([state.motion for state in states])
+        shape = reference.shape[1:]
+        initial = torch.stack([state.noise.initial(shape) for state in states])
 
-        def draw() -> torch.Tensor:
-            shape = reference.shape[1:]
-            return torch.cat([self._noise(shape, state.generator) for state in states])
+        def renoise() -> torch.Tensor:
+            return torch.stack([state.noise.renoise(shape) for state in states])
 
-        return sample(self.denoiser, draw(), motion, reference, context, draw)
-
-    def _noise(self, shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(shape, generator=generator, device=self.device, dtype=self.dtype)[None]
+        return sample(self.denoiser, initial, motion, reference, context, renoise)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, states: list[SessionState]) -> torch.Tensor:
-        """Latents -> colour-matched video (B, 3, 33, H, W) in [-1, 1]."""
+        """Latents -> colour-matched video (B, 3, 33, H, W) in [-1, 1]: the colour match clamps, the decode does not."""
         video = self.codec.decode(latents)
         mean = torch.cat([state.colour_stats[0] for state in states])
         std = torch.cat([state.colour_stats[1] for state in states])
@@ -201,7 +249,7 @@ class FlashHeadPipeline:
     def carry_motion(self, video: torch.Tensor, states: list[SessionState]) -> None:
         """Re-encode each session's last motion-context frames: the next chunk starts from them."""
         tail = video[:, :, -self.layout.motion_frames :].to(self.dtype)
-        motion = self.codec.encode(tail, [state.generator for state in states])
+        motion = self.codec.encode(tail, _posterior_noise([state.noise for state in states]))
         for state, latents in zip(states, motion.to(self.dtype).split(1), strict=True):
             state.motion = latents
 

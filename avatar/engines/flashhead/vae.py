@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeAlias
 
 import torch
 from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan
@@ -22,6 +23,9 @@ from safetensors.torch import load_file
 
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.flashhead.weights import load_strict
+
+PosteriorNoise: TypeAlias = Callable[[torch.Size], torch.Tensor]
+"""Given a raw latent shape (B, C, f, h, w), the standard-normal draw that samples the VAE posterior there."""
 
 
 class _Codec(ABC):
@@ -35,14 +39,13 @@ class _Codec(ABC):
         """Per-channel mean and std, shaped to broadcast over (B, C, f, h, w)."""
 
     @abstractmethod
-    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+    def _latents(self, video: torch.Tensor, noise: PosteriorNoise | None) -> torch.Tensor:
         """Raw latents of `video`, as the published wrapper of this VAE takes them."""
 
     @torch.no_grad()
-    def encode(
-        self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None = None
-    ) -> torch.Tensor:
-        latents = self._latents(video, generator)
+    def encode(self, video: torch.Tensor, noise: PosteriorNoise | None = None) -> torch.Tensor:
+        """Normalised latents of `video`; `noise` gives the posterior sample's draw (None: the posterior mean)."""
+        latents = self._latents(video, noise)
         mean, std = self._stats(latents)
         return (latents - mean) / std
 
@@ -76,12 +79,17 @@ class LtxCodec(_Codec):
         shape = (1, -1, 1, 1, 1)
         return self.vae.latents_mean.view(shape).to(latents), self.vae.latents_std.view(shape).to(latents)
 
-    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
-        """A sample of the posterior (as the published wrapper does).
+    def _latents(self, video: torch.Tensor, noise: PosteriorNoise | None) -> torch.Tensor:
+        """A sample of the posterior, mean + std * noise (as the published wrapper, through diffusers, does).
 
         Goes through `_encode` (moments as one tensor) so the compiled part has a plain tensor output.
+        The draw comes from `noise`, never from diffusers' own (global, unseeded) generator.
         """
-        return DiagonalGaussianDistribution(self.encoder(video.to(self.vae.dtype))).sample(generator)
+        posterior = DiagonalGaussianDistribution(self.encoder(video.to(self.vae.dtype)))
+        if noise is None:
+            return posterior.mode()
+        draw = noise(posterior.mean.shape).to(posterior.mean)
+        return posterior.mean + posterior.std * draw
 
 
 class WanCodec(_Codec):
@@ -123,6 +131,6 @@ class WanCodec(_Codec):
         std = torch.tensor(self.vae.config.latents_std).view(shape).to(latents)
         return mean, std
 
-    def _latents(self, video: torch.Tensor, generator: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
-        """The posterior mean (as the published Wan wrapper uses)."""
+    def _latents(self, video: torch.Tensor, noise: PosteriorNoise | None) -> torch.Tensor:
+        """The posterior mean (as the published Wan wrapper uses): it draws no noise."""
         return self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
