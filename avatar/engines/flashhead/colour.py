@@ -49,7 +49,11 @@ def reference_stats(reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def match_colours(video: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor], strength: float = 1.0) -> torch.Tensor:
-    """Video (B, 3, T, H, W) in [-1, 1] with each frame's Lab mean/std moved to the reference's."""
+    """Video (B, 3, T, H, W) in [-1, 1] with each frame's Lab mean/std moved to the reference's.
+
+    Computed in float32 whatever the video's dtype: the published match runs in the video's (bf16 on a GPU),
+    which is less accurate. Input outside [-1, 1] (the raw decoder output) is fine; the output is clamped.
+    """
     ref_mean, ref_std = stats
     rgb = ((video.float() + 1) / 2).permute(0, 2, 3, 4, 1)
     lab = rgb_to_lab(rgb)

@@ -237,7 +237,10 @@ class FlashHeadPipeline:
         return self.colour_match(video, (mean, std))
 
     def new_frame_bytes(self, video: torch.Tensor) -> torch.Tensor:
-        """The frames after the motion context as contiguous uint8 (B, n, H, W, 3), still on the device."""
+        """The frames after the motion context as contiguous uint8 (B, n, H, W, 3), still on the device.
+
+        Rounded to the nearest level; the published demo truncates, so frames differ from its by at most one level.
+        """
         frames = video[:, :, self.layout.motion_frames :].permute(0, 2, 3, 4, 1)
         return frames.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).contiguous()
 

@@ -39,6 +39,8 @@ def sample(
     """Denoise (B, C, F, h, w) latents whose first motion.shape[2] frames are pinned to `motion`.
 
     Each step predicts x0 = x - v * t and re-noises it to the next time with fresh noise (`draw_noise`).
+    t = time/1000 is exact here (the published sampler rounds it to bf16 on a GPU), and no noise is drawn
+    after the last step, whose later time is 0 (the published one draws it and multiplies it by 0).
     """
     times = shifted_timesteps() if timesteps is None else list(timesteps)
     pinned = motion.shape[2]
