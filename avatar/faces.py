@@ -55,7 +55,6 @@ class Face:
     landmarks: np.ndarray
     crop_to_photo: np.ndarray
     detected: DetectedFace
-    other_faces: int = 0
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -225,6 +224,5 @@ def read_face(photo: np.ndarray, crop_size: int = 512, min_face_pixels: int = 64
         landmarks=to_crop_coordinates(main.landmarks, crop_to_photo),
         crop_to_photo=crop_to_photo,
         detected=main,
-        other_faces=len(faces) - 1,
         notes=tuple(notes),
     )
