@@ -13,7 +13,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from avatar.faces import COMPETING_FACE_RATIO, DetectedFace, alignment_square, crop_affine, warp_photo
+from avatar.alignment import alignment_square, crop_affine, warp_photo
+from avatar.face_mesh import DetectedFace
+from avatar.faces import COMPETING_FACE_RATIO
 
 LEFT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 RIGHT_EYE_RING = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
