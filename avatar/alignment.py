@@ -1,16 +1,20 @@
 """The engines' square: where it sits on a face, the map back into the photo, and the crop itself.
 
-The crop keeps its affine map back into the original photo so that animated faces can be
-pasted back.
+Built in one place (`aligned_crop`), so the crop a run animates is the crop the trials
+show and measure. It keeps its affine map back into the original photo so that animated
+faces can be pasted back.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from avatar.face_mesh import DetectedFace
 
 # Mesh indices (MediaPipe face mesh topology) used to align the crop.
 LEFT_EYE = (33, 133, 159, 145)
@@ -18,6 +22,15 @@ RIGHT_EYE = (362, 263, 386, 374)
 MOUTH = (13, 14, 61, 291)
 # Crop size relative to the FFHQ-style square around eyes and mouth: room for hair and chin.
 CROP_MARGIN = 1.3
+
+
+@dataclass(frozen=True)
+class AlignedCrop:
+    """The square crop of one face, its 2x3 map from crop pixels to photo pixels, and its side in photo pixels."""
+
+    image: np.ndarray
+    crop_to_photo: np.ndarray
+    side: float
 
 
 def alignment_square(landmarks: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -68,3 +81,15 @@ def to_crop_coordinates(points: np.ndarray, crop_to_photo: np.ndarray) -> np.nda
     """Photo pixel coordinates -> crop pixel coordinates."""
     linear, offset = crop_to_photo[:, :2], crop_to_photo[:, 2]
     return ((points - offset) @ np.linalg.inv(linear).T).astype(np.float32)
+
+
+def crop_placement(face: DetectedFace, size: int) -> tuple[np.ndarray, float]:
+    """Where a `size` x `size` crop of this face lies in the photo: its map back, and its side in photo pixels."""
+    centre, side, angle = alignment_square(face.landmarks)
+    return crop_affine(centre, side, angle, size), side
+
+
+def aligned_crop(photo: np.ndarray, face: DetectedFace, size: int) -> AlignedCrop:
+    """The square crop the engines animate, cut out of the photo."""
+    crop_to_photo, side = crop_placement(face, size)
+    return AlignedCrop(warp_photo(photo, crop_to_photo, size), crop_to_photo, side)

@@ -33,6 +33,10 @@ class DetectedFace:
     def height(self) -> float:
         return float(self.landmarks[:, 1].max() - self.landmarks[:, 1].min())
 
+    def scaled(self, factor: float) -> DetectedFace:
+        """The same face in a copy of the photo resized by `factor`."""
+        return DetectedFace(self.landmarks * np.float32(factor), self.blendshapes, self.pose)
+
 
 class _Landmarker:
     """One MediaPipe landmarker per process, used under a lock (it is not re-entrant)."""

@@ -6,6 +6,7 @@ import pytest
 from avatar.errors import UserFacingError
 from avatar.faces import read_face
 from tests.helpers import ASTRONAUT, COFFEE, GRACE_HOPPER, photo
+from tests.trials import photos
 
 
 @pytest.mark.parametrize("path", [ASTRONAUT, GRACE_HOPPER], ids=["astronaut", "grace_hopper"])
@@ -47,3 +48,18 @@ def test_a_face_too_small_is_refused_with_a_clear_message():
     small = photo(ASTRONAUT)[::3, ::3]
     with pytest.raises(UserFacingError, match="only about 30 pixels wide"):
         read_face(small, min_face_pixels=64)
+
+
+def test_a_small_face_that_shows_only_on_a_second_look_is_refused_for_its_size_not_as_missing():
+    with pytest.raises(UserFacingError, match=r"only about 4\d pixels wide"):
+        read_face(photos.framed_copy(ASTRONAUT, face_width=44))
+
+
+def test_a_photo_on_its_side_is_refused_with_a_request_to_rotate_it():
+    with pytest.raises(UserFacingError, match="rotate the photo upright"):
+        read_face(photos.on_its_side())
+
+
+def test_a_small_face_runs_with_a_note_that_the_video_will_look_softer():
+    assert any("softer" in note for note in read_face(photos.framed_copy(GRACE_HOPPER, face_width=72)).notes)
+    assert read_face(photo(GRACE_HOPPER)).notes == ()

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from avatar.alignment import alignment_square, crop_affine, warp_photo
+from avatar.alignment import crop_placement
 from avatar.face_mesh import DetectedFace
-from avatar.faces import COMPETING_FACE_RATIO
+from avatar.faces import competing_faces
 
 LEFT_EYE_RING = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
 RIGHT_EYE_RING = (362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
@@ -154,13 +154,6 @@ def crop_outside_photo(shape: tuple[int, int], crop_to_photo: np.ndarray, size: 
     return float(1.0 - inside.mean())
 
 
-def engine_crop(photo: np.ndarray, face: DetectedFace, size: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """The square crop the engine will use, its map back into the photo, and its side in photo pixels."""
-    centre, side, angle = alignment_square(face.landmarks)
-    crop_to_photo = crop_affine(centre, side, angle, size)
-    return warp_photo(photo, crop_to_photo, size), crop_to_photo, side
-
-
 def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
     """Size, pose, eyes, mouth, light, sharpness and occlusion of one detected face."""
     grey = luminance(photo)
@@ -170,7 +163,7 @@ def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
     x0, y0 = np.floor(landmarks.min(axis=0)).astype(int).clip(0)
     x1, y1 = np.ceil(landmarks.max(axis=0)).astype(int)
     box = grey[y0 : y1 + 1, x0 : x1 + 1]
-    _, crop_to_photo, side = engine_crop(photo, face, 16)
+    crop_to_photo, side = crop_placement(face, 16)
     face_height = max(float(np.hypot(*(landmarks[CHIN] - landmarks[FOREHEAD]))), 1.0)
     yaw, pitch, roll = face.pose
     blend = face.blendshapes
@@ -194,11 +187,10 @@ def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
     )
 
 
-def measure_photo(photo: np.ndarray, faces: list[DetectedFace]) -> PhotoMeasures:
+def measure_photo(photo: np.ndarray, faces: tuple[DetectedFace, ...]) -> PhotoMeasures:
     """All measures of a photo given the faces found in it (largest first)."""
     grey = luminance(photo)
     main = faces[0] if faces else None
-    competing = [f for f in faces[1:] if main is not None and f.width >= COMPETING_FACE_RATIO * main.width]
     return PhotoMeasures(
         width=int(photo.shape[1]),
         height=int(photo.shape[0]),
@@ -206,6 +198,6 @@ def measure_photo(photo: np.ndarray, faces: list[DetectedFace]) -> PhotoMeasures
         brightness=float(grey.mean()),
         contrast=float(np.percentile(grey, 95) - np.percentile(grey, 5)),
         faces=len(faces),
-        competing_faces=len(competing),
+        competing_faces=competing_faces(faces),
         face=measure_face(photo, main) if main is not None else None,
     )

@@ -1,8 +1,10 @@
 """From measures to a verdict a person can act on: Good, Usable (with what to expect) or Not usable (and why).
 
 Every check gives a finding: a level, a short phrase for the verdict line, a sentence for
-the reasons list, and a score penalty. The score orders photos; the thresholds below are
-the whole policy, kept together so they can be read and tuned in one place.
+the reasons list, and a score penalty. The score orders photos. Whether a photo can run at
+all (a face, only one, large enough) and when its video looks softer are the face rules of
+avatar/faces.py, which a run applies too; the thresholds below are the rest of the policy,
+kept together so they can be read and tuned in one place.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from avatar.faces import SIDEWAYS_ROLL, Refusal, softer_video
 from avatar.trials.checks import FaceMeasures, PhotoMeasures
 
 
@@ -26,14 +29,13 @@ class Thresholds:
     """Where each measure turns from fine to a warning to a refusal."""
 
     min_face_pixels: int = 64
-    small_crop_side: float = 200.0
+    crop_size: int = 512
     sharp_crop_side: float = 384.0
     yaw_warn: float = 20.0
     yaw_block: float = 40.0
     pitch_warn: float = 25.0
     pitch_block: float = 40.0
     roll_warn: float = 15.0
-    roll_block: float = 45.0
     eyes_closed: float = 0.5
     jaw_open: float = 0.35
     lip_gap: float = 0.12
@@ -128,65 +130,23 @@ def photo_findings(m: PhotoMeasures, t: Thresholds) -> list[Finding]:
     return findings
 
 
-def face_count_findings(m: PhotoMeasures, t: Thresholds, sideways: bool) -> list[Finding]:
-    """Found or not, one or several: the checks that decide whether anything else applies."""
-    if m.face is None:
-        if sideways:
-            return [
-                Finding(
-                    Level.BLOCK,
-                    "photo is on its side",
-                    "A face appears only when the photo is turned: rotate the photo upright and try again.",
-                    100,
-                )
-            ]
-        return [
-            Finding(
-                Level.BLOCK,
-                "no face found",
-                "No face was found. The face may be too small, turned away "
-                "or too dark, or the picture shows no person.",
-                100,
-            )
-        ]
-    if m.competing_faces:
-        count = m.competing_faces + 1
-        return [
-            Finding(
-                Level.BLOCK,
-                f"{_number(count)} faces",
-                f"The photo shows {count} faces of similar size; crop it to the one person who should speak.",
-                100,
-            )
-        ]
+def face_count_findings(m: PhotoMeasures) -> list[Finding]:
+    """One face, and what else the photo shows (the face rules have already refused several similar faces)."""
     extra = f" ({m.faces - 1} much smaller face(s) in the background are ignored)" if m.faces > 1 else ""
     return [Finding(Level.OK, "one face", f"One face found{extra}.")]
 
 
-def _number(count: int) -> str:
-    return {2: "two", 3: "three", 4: "four"}.get(count, str(count))
-
-
 def size_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
-    """Face size in photo pixels, and how far the engine must enlarge it."""
+    """Face size in photo pixels, and how far the engine must enlarge it (a face too small is the rules' refusal)."""
     scale = f"the engine's crop takes {f.crop_side:.0f} px of the photo"
-    if max(f.width, f.height) < t.min_face_pixels:
-        return [
-            Finding(
-                Level.BLOCK,
-                "face is too small",
-                f"The face is only about {f.width:.0f} pixels wide; "
-                f"at least {t.min_face_pixels} are needed. Use a closer or larger photo.",
-                100,
-            )
-        ]
     penalty = 20 * _ramp(f.crop_side, t.sharp_crop_side, t.min_face_pixels * 2)
-    if f.crop_side < t.small_crop_side:
+    if softer_video(f.crop_side, t.crop_size):
         return [
             Finding(
                 Level.WARN,
                 "face is small, expect a softer video",
-                f"The face is {f.width:.0f} px wide and {scale}, enlarged to 512: the video will look softer.",
+                f"The face is {f.width:.0f} px wide and {scale}, enlarged to {t.crop_size}: "
+                "the video will look softer.",
                 penalty,
             )
         ]
@@ -194,18 +154,13 @@ def size_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
 
 
 def pose_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
-    """Head turned, nodded or tilted: the engine animates faces that look at the camera."""
+    """Head turned, nodded or tilted: the engine animates faces that look at the camera.
+
+    A head leaning past `SIDEWAYS_ROLL` is the face rules' refusal (the photo is on its side), not a pose finding.
+    """
     findings = []
     pose = f"yaw {f.yaw:+.0f}°, pitch {f.pitch:+.0f}°, roll {f.roll:+.0f}°"
-    if abs(f.roll) > t.roll_block:
-        findings.append(
-            Finding(
-                Level.BLOCK,
-                "photo is on its side",
-                f"The head is turned {abs(f.roll):.0f}° in the picture: rotate the photo upright and try again.",
-                100,
-            )
-        )
+    upright = abs(f.roll) <= SIDEWAYS_ROLL
     if abs(f.yaw) > t.yaw_block:
         findings.append(
             Finding(
@@ -243,7 +198,7 @@ def pose_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
                 abs(f.pitch) * 0.4,
             )
         )
-    if t.roll_warn < abs(f.roll) <= t.roll_block:
+    if upright and abs(f.roll) > t.roll_warn:
         findings.append(
             Finding(
                 Level.WARN,
@@ -252,7 +207,7 @@ def pose_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
                 3,
             )
         )
-    if not findings:
+    if upright and not findings:
         penalty = 0.3 * abs(f.yaw) + 0.2 * max(0.0, abs(f.pitch) - 10)
         findings.append(Finding(Level.OK, "facing the camera", f"Facing the camera ({pose}).", penalty))
     return findings
@@ -367,13 +322,19 @@ def occlusion_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
     return findings
 
 
-def judge(m: PhotoMeasures, sideways: bool = False, t: Thresholds | None = None) -> Verdict:
-    """The verdict for one photo's measures; `sideways` says a face appeared only in a rotated copy."""
+def judge(m: PhotoMeasures, refused: Refusal | None, t: Thresholds | None = None) -> Verdict:
+    """The verdict for one photo's measures.
+
+    `refused` is the face rules' refusal, the very one a run would give, so it is this verdict's
+    refusal too; it stands in for the face count and size findings. The face's other checks still
+    run when there is one face, so that a refused photo lists everything else worth fixing.
+    """
     t = t or Thresholds()
-    findings = face_count_findings(m, t, sideways)
+    findings = [Finding(Level.BLOCK, refused.short, refused.sentence, 100)] if refused else []
     if m.face is not None and not m.competing_faces:
+        if refused is None:
+            findings.extend(face_count_findings(m) + size_findings(m.face, t))
         for check in (
-            size_findings,
             pose_findings,
             expression_findings,
             light_findings,
