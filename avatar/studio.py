@@ -18,7 +18,7 @@ from avatar.faces import Face, read_face
 from avatar.images import load_photo
 from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
-from avatar.speech.text import check_text
+from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
 from avatar.waiting_line import WaitingLine
 
@@ -96,7 +96,7 @@ class Studio:
             face, cleaned, speaker, engine, self.settings.work_dir,
             self.settings.segment_seconds, self.settings.first_segment_seconds, live,
         )
-        run.stats.notice = notice
+        run.stats.notice = " ".join(part for part in (markup_notice(text), notice) if part)
         return run
 
     def warm_up(self) -> None:

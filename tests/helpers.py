@@ -6,10 +6,15 @@ import io
 import multiprocessing
 import multiprocessing.connection
 import pickle
+import ssl
+import struct
 import traceback
+import zlib
 from pathlib import Path
 
+import aiohttp
 import numpy as np
+from aiohttp.client_reqrep import ConnectionKey
 from PIL import Image
 
 from avatar.config import SAMPLE_FACES_DIR
@@ -33,6 +38,25 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(side: int) -> bytes:
+    """A grey PNG of side x side pixels that compresses to a few hundred kB: a decompression bomb."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
+
+
+def tls_failure(*args: object, **kwargs: object) -> None:
+    """Raise what aiohttp raises when the online voices' host cannot be reached over TLS, raw text and all."""
+    key = ConnectionKey("speech.platform.bing.com", 443, True, ssl.create_default_context(), None, None, None)
+    raise aiohttp.ClientConnectorError(key, OSError(-3, "Temporary failure in name resolution"))
 
 
 def draw_in_forked_worker(*arguments: object) -> list[np.ndarray]:

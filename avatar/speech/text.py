@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -17,6 +18,16 @@ MAX_SENTENCE_CHARS = 240
 _UNSPEAKABLE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn")
 # Piper reads "[[ ... ]]" as raw phonemes; a space between the brackets keeps such text literal.
 _PHONEME_BLOCK_MARKS = re.compile(r"\[(?=\[)|\](?=\])")
+# SSML or HTML markup: comments, declarations (<?xml ...?>, <!DOCTYPE ...>) and tags such as <speak>,
+# </prosody> or <break time="5s"/>. A tag's attributes must have values, as SSML's always do, so that
+# "if x<y and y>z" stays text.
+_MARKUP = re.compile(
+    r"<!--.*?(?:-->|$)|<[?!][^<>]*>"
+    r"|</?[A-Za-z][\w:.-]*(?:\s+[\w:.-]+\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>=]+))*\s*/?>",
+    re.DOTALL,
+)
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[,.;:!?…])")
+MARKUP_REMOVED = "Markup tags were removed from the text; only its words are spoken."
 
 
 def _speakable_characters(text: str) -> str:
@@ -26,12 +37,38 @@ def _speakable_characters(text: str) -> str:
     return _PHONEME_BLOCK_MARKS.sub(lambda mark: f"{mark.group()} ", kept)
 
 
+def has_markup(text: str | None) -> bool:
+    """Whether `text` holds SSML or HTML tags, which `check_text` removes."""
+    return bool(_MARKUP.search(_speakable_characters(text or "")))
+
+
+def remove_markup(text: str) -> str:
+    """The words of `text` without its tags, entities such as "&amp;" decoded; text without tags is unchanged.
+
+    No voice here obeys markup (Edge's service gets the text escaped, Piper reads it), so tags
+    would be read aloud, brackets, attributes and all.
+    """
+    if not _MARKUP.search(text):
+        return text
+    words = html.unescape(_MARKUP.sub(" ", text))
+    return _SPACE_BEFORE_PUNCTUATION.sub("", " ".join(words.split()))
+
+
+def markup_notice(text: str | None) -> str:
+    """The status line's note when `check_text` removed markup from `text`, else ""."""
+    return MARKUP_REMOVED if has_markup(text) else ""
+
+
 def check_text(text: str | None, max_chars: int) -> str:
     """The text to speak, tidied and safe for every voice, or a `UserFacingError` saying what is wrong.
 
-    Markup stays literal text: Edge's service gets it XML-escaped, Piper reads it as words.
+    Markup (SSML or HTML tags) is removed and only its words are kept; `markup_notice` says so.
     """
-    cleaned = " ".join(_speakable_characters(text or "").split())
+    speakable = _speakable_characters(text or "")
+    # Again after the markup is gone: its entities may spell characters no voice can say ("&#x202e;").
+    cleaned = " ".join(_speakable_characters(remove_markup(speakable)).split())
+    if not cleaned and has_markup(speakable):
+        raise UserFacingError("The text holds only markup tags and no words to speak. Please type the words to say.")
     if not cleaned:
         raise UserFacingError("Please type something for the face to say.")
     if len(cleaned) > max_chars:
