@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 
 import aiohttp
 import edge_tts
@@ -15,10 +16,25 @@ from avatar.speech.utterance import Utterance
 DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
 # What a failed or unreachable service raises (with no network: aiohttp.ClientConnectorDNSError).
 NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError, edge_tts.exceptions.EdgeTTSException)
+log = logging.getLogger(__name__)
 
 
 class OnlineUnavailable(Exception):
-    """The edge-tts service could not be reached or gave no audio."""
+    """The edge-tts service could not be reached or gave no audio; the message is a plain reason for the visitor."""
+
+
+def unavailable(error: BaseException) -> OnlineUnavailable:
+    """Why the service failed, in words a visitor can read; the technical cause goes to the server's log.
+
+    The raw errors are no reading for a visitor ("Cannot connect to host ... ssl:<ssl.SSLContext object
+    at 0x...>").
+    """
+    log.warning("edge-tts failed: %s: %s", type(error).__name__, error)
+    if isinstance(error, asyncio.TimeoutError):  # before OSError: TimeoutError is one
+        return OnlineUnavailable("the online voice service did not answer in time")
+    if isinstance(error, (aiohttp.ClientConnectionError, OSError)):
+        return OnlineUnavailable("the online voice service cannot be reached from this server")
+    return OnlineUnavailable("the online voice service answered with an error")
 
 
 def list_online_voices(timeout: float) -> list[dict]:
@@ -30,7 +46,7 @@ def list_online_voices(timeout: float) -> list[dict]:
     try:
         return list(asyncio.run(fetch()))
     except NETWORK_ERRORS as error:
-        raise OnlineUnavailable(str(error) or type(error).__name__) from error
+        raise unavailable(error) from error
 
 
 def voice_label(voice: dict) -> str:
@@ -58,12 +74,12 @@ class OnlineVoice:
         return bytes(audio)
 
     def speak(self, sentence: str) -> Utterance:
-        """Synthesise `sentence` (the service escapes markup, so it is spoken literally)."""
+        """Synthesise `sentence` (the service escapes markup; `check_text` has removed it already)."""
         try:
             mp3 = asyncio.run(self._stream(sentence))
         except NETWORK_ERRORS as error:
-            raise OnlineUnavailable(str(error) or type(error).__name__) from error
+            raise unavailable(error) from error
         if not mp3:
-            raise OnlineUnavailable("the service returned no audio")
+            raise OnlineUnavailable("the online voice service returned no audio")
         audio, sample_rate = soundfile.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
         return Utterance(text=sentence, audio=np.ascontiguousarray(audio.mean(axis=1)), sample_rate=sample_rate)

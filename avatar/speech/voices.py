@@ -43,6 +43,7 @@ class VoiceCatalogue:
         self._lock = threading.Lock()
         self._online: list[VoiceOption] = []
         self._checked_at = float("-inf")
+        # Why only the offline voice is offered, in plain words for the page; "" while online voices answer.
         self.online_problem = "" if use_online else "online voices are switched off"
 
     def options(self) -> list[VoiceOption]:
@@ -57,7 +58,7 @@ class VoiceCatalogue:
                     self._online = [VoiceOption(f"edge:{v['ShortName']}", voice_label(v), True) for v in voices]
                     self.online_problem = ""
                 except OnlineUnavailable as error:
-                    self.online_problem = f"online voices unreachable ({error})"
+                    self.online_problem = str(error)
             return [*self._online, OFFLINE_OPTION]
 
     def default(self) -> VoiceOption:
@@ -99,7 +100,7 @@ class Speaker:
             except OnlineUnavailable as error:
                 self._online = None
                 self.voice_used = OFFLINE_OPTION.label
-                self.notice = f"The online voice could not be reached ({error}); the offline voice spoke instead."
+                self.notice = f"The online voice was not available ({error}), so the offline voice spoke instead."
                 self.check_language(sentence)
         return self._offline.speak(sentence)
 
