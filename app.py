@@ -1,6 +1,10 @@
 """The talking-photo page: pick a face, type text, hear it and watch the face say it as it streams in.
 
 Only page assembly lives here: the tabs are in `ui/`, all work in `avatar/`.
+
+The public API ("Use via API" in the footer) names each endpoint a gradio_client user may call:
+/preview_face, /run and /stop_run (Talk), /check_photos and /check_and_speak (Photo trials).
+The page's other events (a click on a gallery, the first preview, a trial's Stop) are private.
 """
 
 from __future__ import annotations

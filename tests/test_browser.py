@@ -1,4 +1,7 @@
-"""The page in a real browser: a visitor picks a face, types, clicks Generate and watches it play."""
+"""The page in a real browser: a visitor picks a face, types, clicks Generate and watches it play.
+
+Also what a visitor sees when the photo is no picture, and a photo from the trials opened in the Talk tab.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import time
 import pytest
 
 from bench.page_driver import CHROMIUM, AppServer, PageDriver, launch_chromium
+from tests.helpers import GRACE_HOPPER
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,6 +27,7 @@ SPEECH = " ".join(
         "That is all for now.",
     ]
 )
+NOT_A_PICTURE = "This file is not a picture this app can read. Please use a JPEG, PNG, WebP or GIF photo."
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +66,63 @@ def test_the_video_plays_in_the_browser_while_it_is_still_being_generated(server
         )
         browser.close()
     assert (tmp_path / "streaming.png").stat().st_size > 10_000
+
+
+def note_says(page, text: str = "") -> None:
+    """Wait until the note under the crop says `text` (or, with no `text`, anything at all)."""
+    page.wait_for_function(
+        "text => { const note = document.querySelector('#face-note')?.innerText ?? ''; "
+        "return note.length > 0 && note.includes(text); }",
+        arg=text,
+        timeout=WAIT_MS,
+    )
+
+
+def test_a_file_that_is_not_a_picture_gets_the_apps_plain_sentence_and_the_text_stays(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    scan = tmp_path / "portrait.png"
+    scan.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n")
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        driver = PageDriver(page, server.url)
+        note_says(page)  # the sample face's, so that it cannot overwrite the answer below
+        driver.type_text("My own words, typed with care.")
+        page.locator("#photo input[type=file]").set_input_files(str(scan))
+        note_says(page, NOT_A_PICTURE)
+        driver.generate()
+        status = driver.wait_finished(timeout=60)
+        errors = page.locator('[data-testid="toast-body"]').count()
+        text = page.locator("#text textarea").input_value()
+        browser.close()
+    assert status == f"⚠️ {NOT_A_PICTURE}"
+    assert errors == 0, "Gradio showed an error of its own"
+    assert text == "My own words, typed with care."
+
+
+def test_a_photo_clicked_in_the_trials_opens_in_the_talk_tab_with_the_trials_sentence(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(b"%PDF-1.7\n" + b"0" * 500)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        PageDriver(page, server.url)
+        page.get_by_role("tab", name="Photo trials").click()
+        page.locator("#trial-text textarea").fill("Grace says hello.")
+        page.locator("#trial-photos input[type=file]").set_input_files([str(GRACE_HOPPER), str(scan)])
+        page.locator("#trial-check").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#trial-status')?.innerText ?? '').includes('checked')", timeout=WAIT_MS
+        )
+        trial_status = page.locator("#trial-status").inner_text()
+        page.locator("#trial-gallery button.thumbnail-item").first.click()
+        note_says(page, "Face found")
+        tab = page.locator("[role=tab][aria-selected=true]").inner_text()
+        photo = page.locator("#photo img").get_attribute("src")
+        text = page.locator("#text textarea").input_value()
+        browser.close()
+    assert trial_status.startswith("2 photo(s) checked, 1 usable.")
+    assert tab == "Talk" and photo.endswith("grace_hopper.jpg") and text == "Grace says hello."

@@ -1,18 +1,23 @@
-"""The main tab: pick a face, type text, watch the face say it as it streams in."""
+"""The main tab: pick a face, type text, watch the face say it as it streams in.
+
+Layout and wiring only: what each event does is in `ui/talk_handlers.py`, and every event's
+result goes to the page through `ui.views.updates`.
+"""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
-from avatar.errors import UserFacingError
-from avatar.live_stream import MIME_TYPE
-from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
-from avatar.studio import Studio, describe
+from avatar.session import Run
+from avatar.studio import Studio
+from ui import talk_handlers
+from ui.photo_input import photo_input
+from ui.talk_handlers import FacePreview, TalkView
+from ui.views import outputs, updates
 
 SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js")]
 
@@ -38,21 +43,11 @@ def page_head() -> str:
     return "".join(f"<script>{script.read_text()}</script>" for script in SCRIPTS)
 
 
-def live_player(path: str) -> str:
-    """A <video> that ui/live_player.js feeds from the run's live stream at `path`."""
-    return (
-        f'<video data-live-src="{html.escape(path)}" data-live-type="{html.escape(MIME_TYPE)}" '
-        'autoplay playsinline controls style="width: 100%; max-height: 512px; background: #000"></video>'
-    )
-
-
 def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     """Lay out the tab inside `page` (the open Blocks context) and wire its events."""
     samples = [str(path) for path in studio.sample_faces()]
     voice_choices = [(option.label, option.key) for option in studio.voices.options()]
     engine_choices = [(option.label, option.key) for option in studio.engines.options()]
-    problem = studio.voices.online_problem
-    voice_note = f"Offline voice in use: {problem}." if problem else "Online voices available."
 
     run_state = gr.State(None, delete_callback=lambda current: current.cancel() if current else None)
     with gr.Row():
@@ -61,8 +56,8 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 value=samples, label="Sample faces (click one)", columns=len(samples) or 1, height=180,
                 allow_preview=False, elem_id="sample-faces",
             )
-            photo = gr.Image(
-                value=samples[0] if samples else None, type="filepath", label="Face: upload or take a photo",
+            photo = photo_input(
+                value=samples[0] if samples else None, label="Face: upload or take a photo",
                 sources=["upload", "webcam", "clipboard"], elem_id="photo", height=260,
             )
             crop = gr.Image(label="The face as the engine sees it", interactive=False, height=260, elem_id="crop")
@@ -74,7 +69,10 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             )
             gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences")
             with gr.Row():
-                voice = gr.Dropdown(voice_choices, value=studio.voices.default().key, label="Voice", info=voice_note)
+                voice = gr.Dropdown(
+                    voice_choices, value=studio.voices.default().key, label="Voice",
+                    info=talk_handlers.voice_note(studio.voices), elem_id="voice",
+                )
                 engine = gr.Dropdown(
                     engine_choices, value=studio.engines.preferred(), label="Engine", info=studio.engines.explain()
                 )
@@ -91,60 +89,30 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             download = gr.File(label="Download the MP4", interactive=False, elem_id="download")
             status = gr.Markdown(elem_id="status")
 
+    face_outputs = outputs(FacePreview, crop=crop, note=face_note)
+    run_outputs = outputs(TalkView, run=run_state, video=video, download=download, status=status)
+
     def pick_sample(selection: gr.SelectData) -> str:
         return samples[selection.index]
 
-    def show_crop(photo_path: str | None) -> tuple:
-        if not photo_path:
-            return None, ""
-        try:
-            face = studio.preview_face(photo_path)
-        except UserFacingError as error:
-            return None, f"⚠️ {error}"
-        return face.crop, " ".join(face.notes) or "Face found: ready to speak."
+    def preview_face(photo_path: str | None) -> tuple:
+        return updates(talk_handlers.preview_face(studio, photo_path))
 
     def run(
         photo_path: str | None, words: str, voice_key: str, engine_key: str, progress=gr.Progress()
     ) -> Iterator[tuple]:
-        try:
-            with studio.line.place(engine_key or studio.engines.preferred()) as place:
-                for number in place.wait():
-                    waiting = f"Busy: you are number {number} in line; your video starts by itself…"
-                    yield gr.skip(), gr.skip(), gr.skip(), waiting
-                yield from run_now(photo_path, words, voice_key, engine_key, progress)
-        except UserFacingError as error:
-            yield None, None, None, f"⚠️ {error}"
-        except gr.Error as error:  # from ZeroGPU's `spaces`: no GPU free, quota used up
-            yield None, None, None, f"⚠️ {error.message}"
+        def report(share: float, what: str) -> None:
+            progress(share, desc=what)
 
-    def run_now(photo_path: str | None, words: str, voice_key: str, engine_key: str, progress) -> Iterator[tuple]:
-        current = studio.start_run(
-            photo_path, words, voice_key, engine_key, lambda share, what: progress(share, desc=what)
-        )
-        working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
-        player = live_player(f"live/{current.live.token}") if current.live is not None else None
-        yield current, player, None, f"{working}…"
-        try:
-            for event in current.events():
-                if isinstance(event, SegmentReady):
-                    ready = f"{working}: {event.start + event.duration:.1f} s of video ready…"
-                    segment = str(event.path) if current.live is None else gr.skip()
-                    yield current, segment, gr.skip(), ready
-                elif isinstance(event, RunFinished):
-                    yield None, gr.skip(), str(event.video), describe(event.stats)
-        except RunCancelled:
-            yield None, gr.skip(), None, "Stopped."
+        for view in talk_handlers.talk(studio, photo_path, words, voice_key, engine_key, report):
+            yield updates(view)
 
     def stop_run(current: Run | None) -> tuple:
-        if current is not None:
-            current.cancel()
-        return None, "Stopped. Your photo and text are still here: press Generate to try again."
+        return updates(talk_handlers.stop(current))
 
-    gallery.select(pick_sample, None, photo)
-    photo.change(show_crop, photo, [crop, face_note])
-    page.load(show_crop, photo, [crop, face_note])
-    generation = generate.click(
-        run, [photo, text, voice, engine], [run_state, video, download, status], concurrency_limit=None
-    )
-    stop.click(stop_run, run_state, [run_state, status], cancels=[generation])
+    gallery.select(pick_sample, None, photo, api_visibility="private")
+    photo.change(preview_face, photo, face_outputs, api_name="preview_face")
+    page.load(preview_face, photo, face_outputs, api_visibility="private")
+    generation = generate.click(run, [photo, text, voice, engine], run_outputs, api_name="run", concurrency_limit=None)
+    stop.click(stop_run, run_state, run_outputs, api_name="stop_run", cancels=[generation])
     return TalkTab(photo=photo, text=text, voice=voice)

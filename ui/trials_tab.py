@@ -1,4 +1,8 @@
-"""The photo trials tab: several photos, one sentence, one voice; verdicts, a ranking, videos side by side."""
+"""The photo trials tab: several photos, one sentence, one voice; verdicts, a ranking, videos side by side.
+
+Layout and wiring only: what each event does is in `ui/trials_handlers.py`, and every event's
+result goes to the page through `ui.views.updates`.
+"""
 
 from __future__ import annotations
 
@@ -6,60 +10,18 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from avatar.errors import UserFacingError
 from avatar.studio import Studio
-from avatar.trials.bundle import thumbnail
-from avatar.trials.inspection import PhotoReport
-from avatar.trials.runner import TrialVideo
 from avatar.trials.trial import Trial
 from avatar.trials.uploads import MAX_PHOTOS
-from avatar.trials.verdict import Level
+from ui import trials_handlers
 from ui.talk_tab import TalkTab
+from ui.trials_handlers import OpenInTalk, TrialView
+from ui.views import outputs, updates
 
 DEFAULT_SENTENCE = "Hello there, nice to meet you."
-THUMBNAIL_SIDE = 320
-MARKS = {Level.OK: "✅", Level.WARN: "⚠️", Level.BLOCK: "⛔"}
 HOW_TO = f"""Upload up to {MAX_PHOTOS} photos (or one zip of them). Each photo gets a verdict with its reasons and
 a score; every usable photo then says the same sentence, and the videos play side by side, in sync, in one grid.
 Click any photo to open it in the **Talk** tab."""
-
-
-def describe_report(rank: int, report: PhotoReport, note: str = "") -> str:
-    """One photo's verdict and every reason behind it, as Markdown."""
-    verdict = report.verdict
-    lines = [f"#### #{rank} {report.name}: {verdict.headline} (score {verdict.score:.0f})"]
-    lines += [f"- {MARKS[f.level]} {f.detail}" for f in verdict.findings]
-    if note:
-        lines.append(f"- ⛔ The run failed: {note}")
-    return "\n".join(lines)
-
-
-def describe_trial(trial: Trial) -> str:
-    return "\n\n".join(
-        describe_report(rank, r, trial.failures.get(r.path, "")) for rank, r in enumerate(trial.reports, start=1)
-    )
-
-
-def recommend(trial: Trial) -> str:
-    """The recommendation with its reasons, or why there is none."""
-    best = trial.best()
-    if best is None:
-        return (
-            "### No photo is usable\n"
-            "See the reasons under each photo; a frontal, well-lit photo of one face works best."
-        )
-    good = [f.detail for f in best.verdict.findings if f.level == Level.OK][:4]
-    caveats = [f.detail for f in best.verdict.problems]
-    text = f"### Recommended: {best.name} ({best.verdict.headline}, score {best.verdict.score:.0f})\n"
-    text += "\n".join(f"- {line}" for line in good + caveats)
-    return text + "\n\nClick its picture (or any other) below to open it in the Talk tab."
-
-
-def gallery_items(trial: Trial) -> list[tuple]:
-    return [
-        (thumbnail(r, THUMBNAIL_SIDE), f"#{rank} {r.name}: {r.verdict.headline} ({r.verdict.score:.0f})")
-        for rank, r in enumerate(trial.reports, start=1)
-    ]
 
 
 def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Tabs) -> None:
@@ -110,81 +72,44 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
                 grid_file = gr.File(label="Grid MP4 for chat apps", elem_id="trial-grid-file")
     verdicts = gr.Markdown(elem_id="trial-verdicts")
 
-    def ranked_view(trial: Trial, line: str) -> dict:
-        return {
-            trial_state: trial,
-            status: line,
-            recommendation: recommend(trial),
-            gallery: gallery_items(trial),
-            open_best: gr.update(visible=trial.best() is not None),
-            verdicts: describe_trial(trial),
-        }
+    trial_outputs = outputs(
+        TrialView, trial=trial_state, status=status, recommendation=recommendation, gallery=gallery,
+        open_best=open_best, grid=grid, bundle=bundle, grid_file=grid_file, verdicts=verdicts,
+    )
+    open_outputs = [talk.photo, talk.text, talk.voice, tabs]
 
-    def trial_run(
-        given: list[str] | None, words: str, voice_key: str, engine_key: str, old: Trial | None, speak: bool
-    ) -> Iterator[dict]:
-        if old is not None:
-            old.remove()
-        trial = Trial.create(studio.settings.work_dir / "trials")
-        cleared = {
-            trial_state: trial,
-            recommendation: "",
-            gallery: None,
-            open_best: gr.update(visible=False),
-            grid: None,
-            bundle: None,
-            grid_file: None,
-            verdicts: "",
-        }
-        try:
-            for checked, _ in enumerate(trial.check(given or [], studio), start=1):
-                yield {**cleared, status: f"Checked {checked} photo(s)…"}
-            notes = " ".join(trial.notes)
-            usable = sum(r.usable for r in trial.reports)
-            yield ranked_view(trial, f"{len(trial.reports)} photo(s) checked, {usable} usable. {notes}")
-            if not speak or not usable:
-                return
-            spoken = 0
-            for outcome in trial.speak(studio, words, voice_key, engine_key):
-                spoken += isinstance(outcome, TrialVideo)
-                update = {
-                    status: f"{spoken} of {usable} usable photo(s) have spoken… {notes}",
-                    verdicts: describe_trial(trial),
-                }
-                if isinstance(outcome, TrialVideo):
-                    update[grid] = str(outcome.video)
-                yield update
-            yield {status: "Putting the videos side by side and packing the review bundle…"}
-            grid_path, bundle_path = trial.export()
-            grid_value = str(grid_path) if grid_path else None
-            done = f"Done: {spoken} video(s) side by side; press play to compare them frame for frame. {notes}"
-            yield {**ranked_view(trial, done), grid: grid_value, bundle: str(bundle_path), grid_file: grid_value}
-        except UserFacingError as error:
-            yield {status: f"⚠️ {error}"}
-        except gr.Error as error:  # from ZeroGPU's `spaces`: no GPU free, quota used up
-            yield {status: f"⚠️ {error.message}"}
+    def in_talk_tab(chosen: OpenInTalk | None) -> tuple:
+        """The chosen photo, sentence and voice put into the Talk tab, which is brought forward."""
+        if chosen is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return chosen.photo, chosen.text, chosen.voice, gr.Tabs(selected="talk")
 
-    def check_only(given, words, voice_key, engine_key, old) -> Iterator[dict]:
-        yield from trial_run(given, words, voice_key, engine_key, old, speak=False)
+    def check_photos(given, words, voice_key, engine_key, old: Trial | None) -> Iterator[tuple]:
+        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, speak=False):
+            yield updates(view)
 
-    def check_and_speak(given, words, voice_key, engine_key, old) -> Iterator[dict]:
-        yield from trial_run(given, words, voice_key, engine_key, old, speak=True)
+    def check_and_speak(given, words, voice_key, engine_key, old: Trial | None) -> Iterator[tuple]:
+        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, speak=True):
+            yield updates(view)
+
+    def stop_trial() -> tuple:
+        return updates(trials_handlers.stop())
 
     def open_photo(trial: Trial | None, words: str, voice_key: str, selection: gr.SelectData) -> tuple:
-        if trial is None or selection.index >= len(trial.reports):
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return str(trial.reports[selection.index].path), words, voice_key, gr.Tabs(selected="talk")
+        return in_talk_tab(trials_handlers.open_photo(trial, selection.index, words, voice_key))
 
     def open_recommended(trial: Trial | None, words: str, voice_key: str) -> tuple:
-        best = trial.best() if trial is not None else None
-        if best is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return str(best.path), words, voice_key, gr.Tabs(selected="talk")
+        return in_talk_tab(trials_handlers.open_recommended(trial, words, voice_key))
 
     inputs = [files, text, voice, engine, trial_state]
-    outputs = [trial_state, status, recommendation, gallery, open_best, grid, bundle, grid_file, verdicts]
-    checking = check.click(check_only, inputs, outputs, concurrency_limit=2, concurrency_id="trials")
-    running = start.click(check_and_speak, inputs, outputs, concurrency_limit=1, concurrency_id="trials-speak")
-    stop.click(lambda: "Stopped.", None, status, cancels=[checking, running])
-    gallery.select(open_photo, [trial_state, text, voice], [talk.photo, talk.text, talk.voice, tabs])
-    open_best.click(open_recommended, [trial_state, text, voice], [talk.photo, talk.text, talk.voice, tabs])
+    checking = check.click(
+        check_photos, inputs, trial_outputs, api_name="check_photos", concurrency_limit=2, concurrency_id="trials"
+    )
+    running = start.click(
+        check_and_speak, inputs, trial_outputs, api_name="check_and_speak",
+        concurrency_limit=1, concurrency_id="trials-speak",
+    )
+    # Private: the stop reaches a trial only through the page's own cancel, which API callers do not send.
+    stop.click(stop_trial, None, trial_outputs, cancels=[checking, running], api_visibility="private")
+    gallery.select(open_photo, [trial_state, text, voice], open_outputs, api_visibility="private")
+    open_best.click(open_recommended, [trial_state, text, voice], open_outputs, api_visibility="private")

@@ -1,0 +1,119 @@
+"""What the Talk tab does, as functions of plain values: paths, strings and the Studio in, views out.
+
+No Gradio component appears here, so each step can be called and checked without a page;
+`ui/talk_tab.py` lays the components out and turns these views into their updates.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from avatar.live_stream import MIME_TYPE
+from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
+from avatar.speech.voices import VoiceCatalogue
+from avatar.studio import Studio, describe
+from ui.refusals import VISITOR_PROBLEMS, plain_message, until_refused
+from ui.views import KEEP, Keep
+
+Progress = Callable[[float, str], None]  # (share done, what is happening)
+STOPPED = "Stopped. Your photo and text are still here: press Generate to try again."
+
+
+@dataclass(frozen=True)
+class TalkView:
+    """The Talk tab after one step of a run: the run to keep, the video, the download and the status line."""
+
+    run: Run | None | Keep = KEEP
+    video: str | None | Keep = KEEP  # the live player's HTML, or (AVATAR_PLAYER=hls) a segment's path
+    download: str | None | Keep = KEEP
+    status: str | Keep = KEEP
+
+
+@dataclass(frozen=True)
+class FacePreview:
+    """The face as the engine will see it (None when there is none), and a note about it."""
+
+    crop: np.ndarray | None
+    note: str
+
+
+def voice_note(voices: VoiceCatalogue) -> str:
+    """One plain sentence under the voice menu: whether the online voices can be had, and if not, why."""
+    voices.options()
+    problem = voices.online_problem
+    return f"Offline voice in use: {problem}." if problem else "Online voices available."
+
+
+def live_player(path: str) -> str:
+    """A <video> that ui/live_player.js feeds from the run's live stream at `path`."""
+    return (
+        f'<video data-live-src="{html.escape(path)}" data-live-type="{html.escape(MIME_TYPE)}" '
+        'autoplay playsinline controls style="width: 100%; max-height: 512px; background: #000"></video>'
+    )
+
+
+def preview_face(studio: Studio, photo_path: str | None) -> FacePreview:
+    """The crop and a note for the page; a photo the app cannot use gets the reason instead."""
+    if not photo_path:
+        return FacePreview(None, "")
+    try:
+        face = studio.preview_face(photo_path)
+    except VISITOR_PROBLEMS as error:
+        return FacePreview(None, plain_message(error))
+    return FacePreview(face.crop, " ".join(face.notes) or "Face found: ready to speak.")
+
+
+def talk(
+    studio: Studio,
+    photo_path: str | None,
+    words: str | None,
+    voice_key: str | None,
+    engine_key: str | None,
+    progress: Progress | None = None,
+) -> Iterator[TalkView]:
+    """Wait for a free slot (telling the visitor their place in line), then run, one view per step.
+
+    A problem the visitor can fix ends the run with its sentence, and no video.
+    """
+    return until_refused(_queued(studio, photo_path, words, voice_key, engine_key, progress), _refused)
+
+
+def stop(current: Run | None) -> TalkView:
+    if current is not None:
+        current.cancel()
+    return TalkView(run=None, status=STOPPED)
+
+
+def _refused(message: str) -> TalkView:
+    return TalkView(run=None, video=None, download=None, status=message)
+
+
+def _queued(
+    studio: Studio, photo_path: str | None, words: str | None, voice_key: str | None, engine_key: str | None,
+    progress: Progress | None,
+) -> Iterator[TalkView]:
+    with studio.line.place(engine_key or studio.engines.preferred()) as place:
+        for number in place.wait():
+            yield TalkView(status=f"Busy: you are number {number} in line; your video starts by itself…")
+        yield from _run(studio.start_run(photo_path, words, voice_key, engine_key, progress))
+
+
+def _run(current: Run) -> Iterator[TalkView]:
+    working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
+    notice = f"\n\n{current.stats.notice}" if current.stats.notice else ""
+    player = live_player(f"live/{current.live.token}") if current.live is not None else None
+    yield TalkView(run=current, video=player, download=None, status=f"{working}…{notice}")
+    try:
+        for event in current.events():
+            if isinstance(event, SegmentReady):
+                segment = str(event.path) if current.live is None else KEEP
+                ready = f"{working}: {event.start + event.duration:.1f} s of video ready…{notice}"
+                yield TalkView(run=current, video=segment, status=ready)
+            elif isinstance(event, RunFinished):
+                yield TalkView(run=None, download=str(event.video), status=describe(event.stats))
+    except RunCancelled:
+        yield TalkView(run=None, download=None, status="Stopped.")
