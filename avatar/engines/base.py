@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.speech.utterance import Phone, Utterance
+
+if TYPE_CHECKING:
+    from avatar.engines.scheduler import BatchScheduler
 
 
 class EngineUnavailable(Exception):
@@ -80,6 +84,8 @@ class Engine(ABC):
     chunk_frames: int | None = None
     # GPU time a second of speech takes at most, for booking a ZeroGPU GPU (a shared GPU slice is slower).
     gpu_seconds_per_speech_second: float = 1.0
+    # Batches the steps of sessions running at once, for engines that draw a batch in little more time than one.
+    scheduler: BatchScheduler | None = None
 
     @property
     def info(self) -> EngineInfo:
@@ -112,8 +118,19 @@ class Engine(ABC):
         """One step for one session: its frames, piece by piece (engines that do not batch implement this)."""
         raise NotImplementedError(f"{type(self).__name__} implements neither draw nor draw_one")
 
+    def batch_key(self, state: object) -> Hashable:
+        """Sessions whose states share a key can be drawn in one batch (all of them, unless an engine says not)."""
+        return None
+
+    def check(self, state: object, chunk: SpeechChunk) -> None:
+        """Raise if `chunk` cannot be drawn for `state`; asked before it joins a batch, so only its session fails."""
+        return
+
     def step(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
         """One session's step, as a run calls it; an engine with a batching scheduler routes it there."""
+        if self.scheduler is not None:
+            yield from self.scheduler.step(state, chunk)
+            return
         for frames in self.draw([state], [chunk]):
             yield frames[0]
 
