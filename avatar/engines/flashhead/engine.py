@@ -1,15 +1,16 @@
 """FlashHead as an app engine: loads once, then draws 25 fps frames of faces speaking, a chunk at a time.
 
-Lite draws 24 new frames a chunk, Pro 28; every session's chunk in a step shares one forward pass.
-All pipeline calls run on one GPU thread of the engine's own.
+Lite draws 24 new frames a chunk, Pro 28. Sessions running at once share each forward pass: the engine's
+`BatchScheduler` batches their chunks on the engine's one GPU thread, which makes every pipeline call.
+Compiled, each batch size is its own CUDA graph, so a few sizes are warmed at load and every forward
+runs at one of them.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,8 +30,24 @@ from avatar.engines.flashhead.weights import (
     resolve_wav2vec2,
     variant_files,
 )
+from avatar.engines.scheduler import Batching, BatchScheduler
 
 T = TypeVar("T")
+
+# Most sessions in one forward pass. Beyond 8 a step gains little (421 -> 434 useful frames/s at 16 on an
+# H100, bench/RESULTS.md) but takes twice as long (456 -> 885 ms), and a visitor who arrives waits for the
+# step in flight before their first chunk starts; more sessions than this take turns, most urgent first.
+LARGEST_STEP = 8
+# Seed of the grey faces that pad a batch up to a warmed size (their frames are dropped).
+PAD_SEED = 1_000_003
+
+
+def step_sizes(largest: int) -> tuple[int, ...]:
+    """The batch sizes warmed at load: powers of two below `largest`, and `largest` itself."""
+    sizes = [1]
+    while sizes[-1] * 2 < largest:
+        sizes.append(sizes[-1] * 2)
+    return tuple(sizes) if sizes[-1] == largest else (*sizes, largest)
 
 
 def load_pipeline(
@@ -55,9 +72,20 @@ GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 1.0, "pro": 4.0}
 
 
 class FlashHeadEngine(Engine):
-    """SoulX-FlashHead (Lite or Pro) behind the app's engine interface."""
+    """SoulX-FlashHead (Lite or Pro) behind the app's engine interface.
 
-    def __init__(self, pipeline: FlashHeadPipeline, variant: str, seed: int = 0) -> None:
+    `sessions` is how many sessions it serves at once (the waiting line's running slots); a step draws
+    at most `largest_step` of them in one forward pass.
+    """
+
+    def __init__(
+        self,
+        pipeline: FlashHeadPipeline,
+        variant: str,
+        seed: int = 0,
+        sessions: int = 1,
+        largest_step: int = LARGEST_STEP,
+    ) -> None:
         self.pipeline = pipeline
         self.seed = seed
         self.key = f"flashhead-{variant}"
@@ -65,9 +93,12 @@ class FlashHeadEngine(Engine):
         self.device = pipeline.device
         self.chunk_frames = pipeline.layout.new_frames
         self.gpu_seconds_per_speech_second = GPU_SECONDS_PER_SPEECH_SECOND[variant]
-        self._lock = threading.Lock()
-        self._worker: ThreadPoolExecutor | None = None
-        self._worker_pid = 0
+        self.sessions = sessions
+        # The batch sizes forwards run at, once compiled (each a graph of its own); None: any size.
+        self.batch_sizes: tuple[int, ...] | None = None
+        self.cuda_graphs = False
+        self.scheduler = BatchScheduler(self, "flashhead-gpu", Batching(largest=min(sessions, largest_step)))
+        self._pads: list[SessionState] = []
 
     @classmethod
     def from_settings(
@@ -89,48 +120,90 @@ class FlashHeadEngine(Engine):
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.size)
         compiled = device.type == "cuda" if compile_models is None else compile_models
-        engine = cls(pipeline, settings.variant)
+        engine = cls(pipeline, settings.variant, sessions=settings.sessions)
         if progress is not None and compiled:
             progress(1.0, "Compiling FlashHead (a few minutes, once per process)")
         engine.optimise(compiled)
         return engine
 
-    def optimise(self, compiled: bool) -> None:
-        """Fuse, compile (with CUDA graphs on a GPU) and warm up, so compilation happens at load."""
-        self.pipeline.optimise(compiled, cuda_graphs=compiled and self.pipeline.device.type == "cuda")
-        if compiled:
-            self.warm_up()
-
-    def _gpu_thread(self) -> ThreadPoolExecutor:
-        """The one thread that makes every pipeline call.
-
-        Gradio serves each visitor from its own thread, while CUDA graphs (torch.compile
-        "reduce-overhead") are recorded per thread and must not be replayed by two threads at once;
-        one thread also keeps one chunk in flight at a time. A process forked from this one (ZeroGPU's
-        GPU worker) inherits none of its threads, so it starts its own.
-        """
-        with self._lock:
-            if self._worker_pid != os.getpid():
-                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flashhead-gpu")
-                self._worker_pid = os.getpid()
-            return self._worker
+    def optimise(self, compiled: bool) -> dict[int, float]:
+        """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
+        compilation happens at load; the seconds each size took."""
+        self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
+        self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs)
+        if not compiled:
+            return {}
+        self.batch_sizes = step_sizes(self.scheduler.batching.largest)
+        self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes)
+        return self.warm_up()
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
-        return self._gpu_thread().submit(fn, *args).result()
+        return self.scheduler.call(fn, *args)
 
-    def warm_up(self) -> None:
-        """Render one silent chunk of a grey face, so compilation happens now rather than in a visitor's run."""
-        crop = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
-        state = self.run(self.pipeline.start, crop, self.seed)
-        silence = np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)
-        self.run(self.pipeline.render, [state], [silence])
+    def warm_up(self) -> dict[int, float]:
+        """Draw two silent chunks (a first one, then a later one) at every batch size a step may have, so that
+        compilation happens now rather than in a visitor's run; the seconds each size took."""
+        seconds = {}
+        grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
+        for size in self.batch_sizes or (1,):
+            start = time.perf_counter()
+            states = [self.run(self.pipeline.start, grey, self.seed) for _ in range(size)]
+            silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * size
+            for _ in range(2):
+                self.run(self._render, states, silence)
+            seconds[size] = time.perf_counter() - start
+        return seconds
 
     def open(self, face: FaceCrop) -> SessionState:
         """Encode the face once, on the GPU thread."""
         return self.run(self.pipeline.start, face.pixels, self.seed)
 
+    def batch_key(self, state: SessionState) -> Hashable:
+        """A session's first chunk has one motion latent and later ones two: only chunks alike share a forward."""
+        return state.motion.shape[2]
+
+    def check(self, state: object, chunk: SpeechChunk) -> None:
+        if not isinstance(state, SessionState):
+            raise TypeError(f"{self.label} cannot draw a session it did not open ({type(state).__name__})")
+        if len(chunk.audio) != self.pipeline.layout.new_samples:
+            raise ValueError(
+                f"{self.label} draws {self.pipeline.layout.new_samples} samples a step, not {len(chunk.audio)}"
+            )
+
     def draw(self, states: list[SessionState], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
-        """One chunk for every session in one forward pass; each session's frames trimmed to what it owes."""
-        frames = self.run(self.pipeline.render, states, [chunk.audio for chunk in chunks])
+        """One chunk for every session, sessions alike sharing a forward pass; each session's frames trimmed to
+        what it owes."""
+        frames = self.run(self._render, states, [chunk.audio for chunk in chunks])
         yield [out[: chunk.frames] for out, chunk in zip(frames, chunks, strict=True)]
+
+    def _render(self, states: list[SessionState], audio: list[np.ndarray]) -> list[np.ndarray]:
+        """`pipeline.render`, one forward per group of sessions alike, each padded up to a warmed batch size.
+
+        The pads are grey faces of the engine's own, given the group's motion (only read) and silence, so
+        the sessions' states and random draws are the same as without them; their frames are dropped. A
+        group larger than every warmed size runs as it is.
+        """
+        frames: list[np.ndarray] = [np.empty(0)] * len(states)
+        groups: dict[Hashable, list[int]] = {}
+        for index, state in enumerate(states):
+            groups.setdefault(self.batch_key(state), []).append(index)
+        for indices in groups.values():
+            size = min((s for s in self.batch_sizes or () if s >= len(indices)), default=len(indices))
+            pads = self._pad_states(size - len(indices))
+            for pad in pads:
+                pad.motion = states[indices[0]].motion
+            silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * len(pads)
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # nothing from the last step is read again
+            drawn = self.pipeline.render([states[i] for i in indices] + pads, [audio[i] for i in indices] + silence)
+            for index, out in zip(indices, drawn[: len(indices)], strict=True):
+                frames[index] = out
+        return frames
+
+    def _pad_states(self, count: int) -> list[SessionState]:
+        """`count` throwaway sessions of a grey face, made on first need (on the GPU thread) and reused."""
+        grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
+        while len(self._pads) < count:
+            self._pads.append(self.pipeline.start(grey, PAD_SEED + len(self._pads)))
+        return self._pads[:count]

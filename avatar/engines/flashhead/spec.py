@@ -4,7 +4,7 @@ Settings (each read once, from the environment):
 - AVATAR_FLASHHEAD_WEIGHTS: a folder holding Model_Lite/, Model_Pro/, VAE_LTX/, VAE_Wan/, or a hub id;
 - AVATAR_WAV2VEC2_WEIGHTS: the wav2vec2-base-960h folder or hub id;
 - AVATAR_FLASHHEAD_VARIANT: which of the two "auto" preselects when the weights are on this computer;
-- AVATAR_FLASHHEAD_SESSIONS: sessions drawn at once (its batch capacity);
+- AVATAR_FLASHHEAD_SESSIONS: sessions drawn at once (its batch capacity; by default from the GPU's size);
 - AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512).
 """
 
@@ -20,6 +20,18 @@ from avatar.config import env_int, env_str
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
 
 VARIANTS = ("lite", "pro")
+# Sessions at once by GPU memory (GiB at least -> sessions), memory standing for the GPU's class. Lite draws
+# about 430 useful frames/s batched on an H100 or H200 (bench/RESULTS.md): 16 sessions of 25 fps; a 40-48 GiB
+# card (A100 40GB, L40S) about half that; smaller ones a few. Not from any GPU: 1 (ZeroGPU books a GPU per run).
+SESSIONS_BY_GPU_GIB = ((70, 16), (40, 8), (0, 2))
+
+
+def default_sessions() -> int:
+    """Sessions at once for this machine's first GPU; 1 without one, and on ZeroGPU (no GPU outside a run)."""
+    if zerogpu.ACTIVE or not torch.cuda.is_available():
+        return 1
+    gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    return next(sessions for least, sessions in SESSIONS_BY_GPU_GIB if gib >= least)
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class FlashHeadSettings(EngineSettings):
     def from_env(cls, variant: str) -> FlashHeadSettings:
         defaults = cls()
         return cls(
-            sessions=env_int("AVATAR_FLASHHEAD_SESSIONS", defaults.sessions),
+            sessions=env_int("AVATAR_FLASHHEAD_SESSIONS", default_sessions()),
             variant=variant,
             weights=env_str("AVATAR_FLASHHEAD_WEIGHTS", defaults.weights),
             wav2vec2_weights=env_str("AVATAR_WAV2VEC2_WEIGHTS", defaults.wav2vec2_weights),
