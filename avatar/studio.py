@@ -9,10 +9,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from avatar import zerogpu
 from avatar.config import SAMPLE_FACES_DIR, Settings
+from avatar.engines.animate import face_crop
 from avatar.engines.base import EngineUnavailable
-from avatar.engines.registry import DEFAULT_KEY, FLASHHEAD_KEYS, EngineRegistry, Progress
+from avatar.engines.registry import EngineRegistry
+from avatar.engines.spec import Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
 from avatar.images import load_photo
@@ -34,10 +35,8 @@ class Studio:
         self.engines = EngineRegistry(self.settings)
         self.live_streams = LiveStreams()
         self.line = WaitingLine(
-            default_slots=self.settings.runs_at_once,
             max_waiting=self.settings.max_waiting,
-            # One FlashHead run at a time shares a dedicated GPU best; on ZeroGPU each run books a GPU of its own.
-            slots={key: self.settings.runs_at_once if zerogpu.ACTIVE else 1 for key in FLASHHEAD_KEYS},
+            slots={key: self.engines.sessions(key) for key in self.engines.specs},
         )
 
     def sample_faces(self) -> list[Path]:
@@ -62,7 +61,7 @@ class Studio:
         face = self.read_face(photo_path)
         engine = self.engines.loaded(self.engines.preferred())
         if engine is not None:
-            threading.Thread(target=engine.prepare, args=(face,), name="prepare-face", daemon=True).start()
+            threading.Thread(target=engine.prepare, args=(face_crop(face),), name="prepare-face", daemon=True).start()
         return face
 
     def start_run(
@@ -87,10 +86,11 @@ class Studio:
         try:
             engine = self.engines.get(engine_key or self.engines.preferred(), progress)
         except EngineUnavailable as error:
-            if (engine_key or DEFAULT_KEY) == DEFAULT_KEY:
+            fallback = self.engines.fallback
+            if (engine_key or fallback) == fallback:
                 raise UserFacingError(str(error)) from error
-            notice = f"{error} The embedded photo animator was used instead."
-            engine = self.engines.get(DEFAULT_KEY)
+            engine = self.engines.get(fallback)
+            notice = f"{error} The {engine.label.lower()} was used instead."
         live = self.live_streams.open() if self.settings.player == "mse" else None
         run = Run(
             face, cleaned, speaker, engine, self.settings.work_dir,
@@ -112,7 +112,7 @@ class Studio:
             self.engines.get(self.engines.preferred())
         except EngineUnavailable:
             pass
-        self.engines.get(DEFAULT_KEY)
+        self.engines.get(self.engines.fallback)
 
 
 def describe(stats: RunStats) -> str:
