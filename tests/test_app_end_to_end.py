@@ -22,9 +22,9 @@ def app_url(tmp_path_factory):
         yield server.url
 
 
-def generate(url: str, photo: Path, text: str) -> list[tuple]:
+def generate(url: str, photo: Path, text: str, engine: str = "default") -> list[tuple]:
     client = Client(url, verbose=False)
-    job = client.submit(handle_file(str(photo)), text, "offline:joe", "default", api_name="/run")
+    job = client.submit(handle_file(str(photo)), text, "offline:joe", engine, api_name="/run")
     return [tuple(update) for update in job]
 
 
