@@ -126,16 +126,20 @@ class FlashHeadEngine(Engine):
         engine.optimise(compiled)
         return engine
 
-    def optimise(self, compiled: bool) -> dict[int, float]:
+    def optimise(self, compiled: bool, sizes: tuple[int, ...] | None = None) -> dict[int, float]:
         """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
-        compilation happens at load; the seconds each size took."""
+        compilation happens at load; the seconds each size took.
+
+        The sizes are `sizes` (1 among them) or, compiled, powers of two up to the largest step; uncompiled
+        and without `sizes`, a forward may have any size.
+        """
         self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
         self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs)
-        if not compiled:
+        if not compiled and sizes is None:
             return {}
-        self.batch_sizes = step_sizes(self.scheduler.batching.largest)
+        self.batch_sizes = sizes or step_sizes(self.scheduler.batching.largest)
         self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes)
-        return self.warm_up()
+        return self.warm_up() if compiled else {}
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
