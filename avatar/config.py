@@ -53,6 +53,10 @@ class Settings:
     max_waiting: int = 16
     first_segment_seconds: float = 0.4
     edge_tts_timeout: float = 4.0
+    # "ray": each engine runs as Ray Serve replicas (see avatar/serving/); "off": in this process.
+    serve: str = "off"
+    # The Ray cluster's head (host:port) for AVATAR_SERVE=ray; blank starts a local Ray instance.
+    ray_address: str = ""
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "talking-photo")
 
     @classmethod
@@ -73,5 +77,7 @@ class Settings:
             max_waiting=env_int("AVATAR_MAX_WAITING", defaults.max_waiting),
             first_segment_seconds=env_float("AVATAR_FIRST_SEGMENT_SECONDS", defaults.first_segment_seconds),
             edge_tts_timeout=env_float("AVATAR_EDGE_TTS_TIMEOUT", defaults.edge_tts_timeout),
+            serve=env_str("AVATAR_SERVE", defaults.serve).lower(),
+            ray_address=env_str("AVATAR_RAY_ADDRESS", defaults.ray_address),
             work_dir=Path(env_str("AVATAR_WORK_DIR", str(defaults.work_dir))),
         )
