@@ -17,6 +17,7 @@ from avatar.engines.base import Engine, EngineUnavailable
 from avatar.engines.devices import choose_device
 from avatar.engines.handles import handle_of
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
+from avatar.serving import join_cluster
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ class EngineRegistry:
         self, settings: Settings, cuda_available: bool | None = None, specs: list[EngineSpec] | None = None
     ) -> None:
         self.settings = settings
-        self.cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+        # With AVATAR_SERVE=ray, engines run as replicas on this Ray cluster and its GPUs are what counts.
+        self.cluster = join_cluster(settings)
+        if cuda_available is None:
+            cuda_available = self.cluster.has_gpus if self.cluster else torch.cuda.is_available()
+        self.cuda = cuda_available
         self.specs = {spec.key: spec for spec in (catalogue.SPECS if specs is None else specs)}
         self.fallback = next(iter(self.specs))
         self.engine_settings: dict[str, EngineSettings] = {key: s.read_settings() for key, s in self.specs.items()}
@@ -61,8 +66,9 @@ class EngineRegistry:
         return [EngineOption(key, self.specs[key].label) for key in keys]
 
     def sessions(self, key: str) -> int:
-        """How many sessions engine `key` runs at once: its running slots in the waiting line."""
-        return self.engine_settings[key].sessions
+        """How many sessions engine `key` runs at once: its running slots in the waiting line (all replicas')."""
+        replicas = self.cluster.replicas(self.specs[key]) if self.cluster else 1
+        return self.engine_settings[key].sessions * replicas
 
     def preferred(self) -> str:
         """AVATAR_ENGINE when it names an engine this machine offers; with "auto", the first engine that
@@ -108,8 +114,11 @@ class EngineRegistry:
                     reason = self.problems.get(key, f"{spec.label} was not loaded when this app started.")
                     raise EngineUnavailable(reason)
                 try:
-                    device = choose_device(self.settings.device, spec.label, spec.needs_cuda, self.cuda)
-                    self._engines[key] = spec.build(self.engine_settings[key], device, progress)
+                    if self.cluster:
+                        self._engines[key] = self.cluster.serve(spec, progress)
+                    else:
+                        device = choose_device(self.settings.device, spec.label, spec.needs_cuda, self.cuda)
+                        self._engines[key] = spec.build(self.engine_settings[key], device, progress)
                     handle_of(self._engines[key])  # known by handle before ZeroGPU's worker forks
                 except EngineUnavailable as error:
                     self.problems[key] = str(error)

@@ -1,0 +1,37 @@
+"""Engines served by Ray Serve: replicas on the GPUs (or CPUs) of a Ray cluster of any number of hosts.
+
+Off by default. With AVATAR_SERVE=ray the registry builds, for each engine, a `RayServedEngine`: the
+same `Engine` interface, whose sessions live on replicas of a Ray Serve deployment that each hold the
+real engine (see replica.py, router.py, served_engine.py, cluster.py). Ray is imported only then, so
+the default install does not need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from avatar.config import Settings
+
+if TYPE_CHECKING:
+    from avatar.serving.cluster import RayCluster
+
+SERVE_MODES = ("off", "ray")
+
+
+def join_cluster(settings: Settings) -> RayCluster | None:
+    """The Ray cluster that serves the engines (AVATAR_SERVE=ray), or None where they run in this process.
+
+    Raises `ClusterUnreachable` (naming AVATAR_RAY_ADDRESS) when the cluster cannot be reached, so the
+    app stops at start-up rather than at a visitor's first run.
+    """
+    if settings.serve not in SERVE_MODES:
+        raise ValueError(f"AVATAR_SERVE must be one of {', '.join(SERVE_MODES)}, not {settings.serve!r}.")
+    if settings.serve == "off":
+        return None
+    try:
+        from avatar.serving.cluster import RayCluster
+    except ImportError as error:
+        raise RuntimeError(
+            "AVATAR_SERVE=ray needs Ray Serve: pip install -r requirements-dev.txt (or 'ray[serve]==2.60.0')."
+        ) from error
+    return RayCluster.join(settings.ray_address)

@@ -1,0 +1,119 @@
+"""One replica of an engine's Ray Serve deployment: the real engine, built once, serving sessions by key.
+
+The replica holds no engine logic: it builds the engine from its `EngineSpec` as the registry would,
+and its `open`/`step` are the engine's own. Each session's state stays here, under a key that names
+this replica (see router.py). Steps of many sessions run at once in the replica's engine threads, so an
+engine that batches (its `step` behind a scheduler) sees them together on its GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import ray
+from ray import serve
+
+from avatar.engines.base import FaceCrop, SpeechChunk
+from avatar.engines.devices import choose_device
+from avatar.engines.spec import EngineSpec
+from avatar.serving.router import SESSIONS, session_key
+
+# A session untouched this long is dropped: its app process ended without closing it.
+SESSION_IDLE_SECONDS = 600
+# Calls a replica takes at once per session it serves: one step in flight, and room for opens and closes.
+CALLS_PER_SESSION = 4
+
+Result = TypeVar("Result")
+
+
+class SessionLost(Exception):
+    """A call for a session this replica does not hold: the replica that held it stopped."""
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    """What the app needs to know of the engine a replica serves."""
+
+    chunk_frames: int | None
+    device: str
+
+
+@dataclass
+class HeldSession:
+    """A session's engine state, and when it was last used (to drop sessions their app forgot)."""
+
+    state: object
+    used: float = field(default_factory=time.monotonic)
+
+
+def max_calls(sessions: int) -> int:
+    """Calls one replica takes at once (Serve's `max_ongoing_requests`) for an engine of `sessions` sessions."""
+    return CALLS_PER_SESSION * sessions
+
+
+class EngineReplica:
+    """The deployment's class: `cluster.py` deploys it with one GPU (or some CPUs) per replica."""
+
+    def __init__(self, spec: EngineSpec) -> None:
+        settings = spec.read_settings()
+        device = choose_device("cuda" if ray.get_gpu_ids() else "cpu", spec.label, spec.needs_cuda)
+        self.engine = spec.build(settings, device, None)
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
+        self.sessions: dict[str, HeldSession] = {}
+        self.threads = ThreadPoolExecutor(max_calls(settings.sessions), thread_name_prefix="engine")
+
+    def describe(self) -> ReplicaInfo:
+        return ReplicaInfo(self.engine.chunk_frames, str(self.engine.info.device))
+
+    async def open(self, face: FaceCrop) -> str:
+        """Open a session of `face`; its key names this replica."""
+        # Ray hands arrays over read-only (straight from its object store); the engine may expect its own.
+        face = FaceCrop(face.pixels.copy(), face.landmarks.copy(), face.photo_scale)
+        state = await self._in_thread(self.engine.open, face)
+        self._drop_idle()
+        key = session_key(self.replica_id)
+        self.sessions[key] = HeldSession(state)
+        return key
+
+    async def step(self, key: str, chunk: SpeechChunk) -> AsyncIterator[np.ndarray]:
+        """The engine's step for session `key`, streamed back piece by piece as the engine yields it."""
+        held = self.sessions.get(key)
+        if held is None:
+            raise SessionLost(key)
+        held.used = time.monotonic()
+        frames = self.engine.step(held.state, chunk)
+        pending: Future | None = None
+        try:
+            while True:
+                pending = self.threads.submit(next, frames, None)
+                piece = await asyncio.wrap_future(pending)
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            # Cancelled (the visitor stopped): close the engine's generator once its current piece is drawn.
+            if pending is None or pending.done():
+                self.threads.submit(frames.close)
+            else:
+                pending.add_done_callback(lambda _: frames.close())
+
+    def close(self, key: str) -> None:
+        self.sessions.pop(key, None)
+
+    def record_routing_stats(self) -> dict[str, int]:
+        """Serve asks every few seconds; the router sends new sessions where there are fewest."""
+        return {SESSIONS: len(self.sessions)}
+
+    async def _in_thread(self, work: Callable[..., Result], *args: object) -> Result:
+        return await asyncio.wrap_future(self.threads.submit(work, *args))
+
+    def _drop_idle(self) -> None:
+        now = time.monotonic()
+        for key in [key for key, held in self.sessions.items() if now - held.used > SESSION_IDLE_SECONDS]:
+            del self.sessions[key]

@@ -1,0 +1,74 @@
+"""Where Ray Serve sends each call: a session's calls to the replica holding it, a new session to the least loaded.
+
+A session's state lives on one replica, so its key starts with that replica's id and every later call
+carries the key as Serve's `session_id`: this router, Serve's own extension point for routing, then
+offers Serve only that replica. A new session (no key) goes to the replicas holding the fewest
+sessions, and among those Serve's usual probe picks the one with the shortest queue.
+
+The load of a replica is the sessions this app process opened there and has not closed, or what the
+replica last reported (`record_routing_stats`, every few seconds) where that is more: the first is exact
+and immediate for this process's visitors, the second counts those of other app processes too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from ray.serve.request_router import PendingRequest, ReplicaID, RequestRouter, RunningReplica
+
+# The routing statistic a replica reports: how many sessions it holds.
+SESSIONS = "sessions"
+
+
+def session_key(replica_id: str) -> str:
+    """A new session's key on replica `replica_id`: the replica's id, then a name unique to the session."""
+    return f"{replica_id}:{uuid.uuid4().hex}"
+
+
+def replica_of(key: str) -> str:
+    """The id of the replica that holds the session `key`."""
+    return key.partition(":")[0]
+
+
+def least_loaded_first(loads: dict[str, int]) -> list[list[str]]:
+    """Replica ids grouped by load, lightest group first: the ranks Serve tries in turn."""
+    return [[replica for replica, load in loads.items() if load == level] for level in sorted(set(loads.values()))]
+
+
+class SessionRouter(RequestRouter):
+    """Sticky sessions and least-loaded new sessions, for one engine's deployment (runs in the app process)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened: Counter[str] = Counter()
+
+    async def choose_replicas(
+        self, candidate_replicas: list[RunningReplica], pending_request: PendingRequest | None = None
+    ) -> list[list[RunningReplica]]:
+        key = pending_request.metadata.session_id if pending_request is not None else ""
+        if key:
+            # Only one replica will do; wait for it (with Serve's backoff) if it is busy.
+            pending_request.routing_context.should_backoff = True
+            holder = [replica for replica in candidate_replicas if replica.replica_id.unique_id == replica_of(key)]
+            # Gone (it died): any live replica answers, and says it does not know the session.
+            return [holder] if holder else [candidate_replicas]
+        by_id = {replica.replica_id.unique_id: replica for replica in candidate_replicas}
+        ranks = least_loaded_first({replica: self.load(by_id[replica]) for replica in by_id})
+        return [[by_id[replica] for replica in rank] for rank in ranks]
+
+    def load(self, replica: RunningReplica) -> int:
+        reported = int(replica.routing_stats.get(SESSIONS, 0))
+        return max(self.opened[replica.replica_id.unique_id], reported)
+
+    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID, result: object) -> None:
+        """Count the sessions this process opens and closes on each replica."""
+        method, replica = pending_request.metadata.call_method, replica_id.unique_id
+        if method == "open":
+            self.opened[replica] += 1
+        elif method == "close" and replica_of(pending_request.metadata.session_id) == replica and self.opened[replica]:
+            self.opened[replica] -= 1
+
+    def on_replica_actor_died(self, replica_id: ReplicaID) -> None:
+        super().on_replica_actor_died(replica_id)
+        self.opened.pop(replica_id.unique_id, None)
