@@ -12,8 +12,13 @@ in line, and whether real-time playback from its first frames would ever have ca
 (a stall; by how long at worst). Per run: useful frames/s, the steps' batch sizes, GPU busy time, peak
 GPU memory. Full-size random weights (speed does not depend on their values), so nothing to download.
 
-One command on a GPU (prints progress; writes visitors.json and RESULTS.md, the section, under --out):
+One command on a GPU (prints progress; writes visitors.json and RESULTS.md, the section, under --out,
+after every run; each run takes the arrivals' minute and its drain, after a warm-up of a few minutes):
     python bench/visitors.py --out $OUT
+Under a time limit per command, the loads can be split and the tables joined:
+    python bench/visitors.py --out $OUT --levels 16,24
+    python bench/visitors.py --out $OUT --levels 1,4,8 --merge earlier/visitors.json
+Padding up to the warmed sizes instead of cutting to them: --services padded (with --sizes 1,8: two sizes).
 Quick check of the script on a CPU (tiny models; checks the plumbing, not the speed):
     python bench/visitors.py --tiny --out /tmp/visitors --levels 1,3 --seconds 8 --speech 2,4
 """
@@ -54,6 +59,21 @@ VOICE_SECONDS_PER_SENTENCE = 0.2
 VOICE_SPEED = 10.0
 SENTENCE_SECONDS = (1.5, 4.0)
 GOALS = {"visitors": 16, "p95_first_chunk_s": 1.0, "stalled": 0, "useful_fps": 400}
+# Written before the first GPU run, from the H100 engine bench (a step of b sessions ~ 20 + 54 b ms: b1 74,
+# b8 456, b16 885 ms; 326 useful fps alone, ~421 in steps of 8); kept in the section to compare with.
+PREDICTIONS = {
+    "warm-up": "sizes 1, 2, 4, 8 compiled and recorded at load: 1-2 min each (a new size recompiles the "
+    "transformer and the VAE), so a few minutes in all",
+    "load 1 and 4": "both services alike: first chunk ~0.1 s (a step of one), no stall; one at a time adds "
+    "line waits of up to a run (~0.9 s for 11.5 s of speech) at load 4",
+    "load 8": "batched: first chunk p95 ~0.5 s (the step in flight, at most ~0.46 s, then a small step), no "
+    "stall, ~200 fps (all asked); one at a time: line wait p95 ~2-3 s (the GPU 60% busy at 326 fps)",
+    "load 16": "batched: first chunk p95 ~0.6-0.7 s; 400 fps asked against ~410 drawable (steps of 8, first "
+    "chunks apart): line waits of seconds in bursts, a few visitors stalled by ~0.1-0.5 s; one at a time: "
+    "the line fills (326 < 400 fps), refusals, waits of tens of seconds",
+    "load 24": "600 fps asked: both break (line full, refusals); batched draws ~410-420 fps, one at a time ~326",
+    "peak memory": "~10-12 GiB allocated (b8 was 10.4 on the H100), a few GiB more reserved for the graphs' pools",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,10 @@ class Visit:
 
     def line_wait_s(self) -> float | None:
         return None if self.admitted is None else self.admitted - self.arrival
+
+    def first_picture_s(self) -> float | None:
+        """From arriving to the first frames: the wait in line, the first sentence's voice, the first chunk."""
+        return None if not self.pieces else self.pieces[0][0] - self.arrival
 
     def worst_lateness_s(self) -> float:
         """How long the viewer would have waited at worst: playback runs from the first frames at 25 fps, and each
@@ -211,6 +235,7 @@ def summarise(
     served = [v for v in visits if v.pieces]
     firsts = [v.first_chunk_s() for v in served]
     waits = [v.line_wait_s() for v in visits if v.admitted is not None]
+    pictures = [v.first_picture_s() for v in served]
     stalled = [v for v in served if v.worst_lateness_s() > 0]
     times = [t for v in served for t, _ in v.pieces]
     starts = [v.first_sentence for v in served]
@@ -237,6 +262,8 @@ def summarise(
         "first_chunk_max_s": max(firsts, default=None),
         "line_wait_p50_s": percentile(waits, 50),
         "line_wait_p95_s": percentile(waits, 95),
+        "first_picture_p50_s": percentile(pictures, 50),
+        "first_picture_p95_s": percentile(pictures, 95),
         "stalled": len(stalled),
         "longest_wait_s": max((v.worst_lateness_s() for v in served), default=0.0),
         "useful_fps": frames / wall if wall else 0.0,
@@ -261,6 +288,11 @@ def cell(value: float | None, digits: int = 2) -> str:
 def render_section(report: dict) -> str:
     """The markdown section for bench/RESULTS.md."""
     lines = [
+        *(
+            ["**A check of the script on a CPU with tiny models, not the GPU's numbers.**", ""]
+            if "tiny" in report["weights"]
+            else []
+        ),
         f"Command: `{report['command']}`  ",
         f"Device: {report['device']}; torch {report['torch']}; FlashHead {report['variant']} {report['size']}x"
         f"{report['size']}, {report['weights']}; engine sessions {report['sessions']}, steps of at most "
@@ -275,21 +307,23 @@ def render_section(report: dict) -> str:
         "wall time from the first sentence to the last frame; busy: share of that time the GPU thread was drawing.",
         "",
         "| service | load | visitors (served / refused / failed) | mean running | first chunk p50 / p95 / max s "
-        "| line wait p50 / p95 s | stalled | longest wait s | useful fps (demand) | busy | steps (mean sessions) "
-        "| peak GiB alloc / reserved |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| line wait p50 / p95 s | arrival to first frames p50 / p95 s | stalled | longest wait s "
+        "| useful fps (demand) | busy | steps (mean sessions) | peak GiB alloc / reserved |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(report["rows"], key=lambda r: (SERVICES.index(r["service"]), r["load"])):
         lines.append(
             f"| {row['service']} | {row['load']:g} | {row['visitors']} ({row['served']} / {row['refused']} / "
             f"{row['failed'] + row['unfinished']}) | {row['mean_running']:.1f} | {cell(row['first_chunk_p50_s'])} / "
             f"{cell(row['first_chunk_p95_s'])} / {cell(row['first_chunk_max_s'])} | {cell(row['line_wait_p50_s'])} / "
-            f"{cell(row['line_wait_p95_s'])} | {row['stalled']} | {row['longest_wait_s']:.2f} | "
+            f"{cell(row['line_wait_p95_s'])} | {cell(row['first_picture_p50_s'])} / "
+            f"{cell(row['first_picture_p95_s'])} | {row['stalled']} | {row['longest_wait_s']:.2f} | "
             f"{row['useful_fps']:.0f} ({row['demand_fps']:.0f}) | {row['busy_fraction']:.0%} | {row['steps']} "
             f"({row['mean_step_sessions']:.1f}) | {row['peak_gpu_allocated_gib']:.1f} / "
             f"{row['peak_gpu_reserved_gib']:.1f} |"
         )
-    lines += ["", verdict(report["rows"])]
+    lines += ["", verdict(report["rows"]), "", "Predictions, written before the first GPU run:", ""]
+    lines += [f"- {name}: {text}" for name, text in PREDICTIONS.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -311,10 +345,9 @@ def verdict(rows: list[dict]) -> str:
         ran = sorted((r for r in rows if r["service"] == service), key=lambda r: r["load"])
         if not ran:
             continue
-        held = [r["load"] for r in ran if met(r)]
-        broke = [r["load"] for r in ran if not met(r)]
-        broke_at = f", broke at {min(broke):g}" if broke else ""
-        parts.append(f"{service}: held up to load {max(held, default=0):g}{broke_at}")
+        held = ", ".join(f"{r['load']:g}" for r in ran if met(r)) or "none"
+        broke = ", ".join(f"{r['load']:g}" for r in ran if not met(r)) or "none"
+        parts.append(f"{service} held at loads {held}, not at {broke}")
         goal = [r for r in ran if r["load"] == GOALS["visitors"]]
         if goal and service == "batched":
             row = goal[0]
@@ -324,7 +357,7 @@ def verdict(rows: list[dict]) -> str:
                 f"{GOALS['useful_fps']} useful fps): p95 {cell(row['first_chunk_p95_s'])} s, {row['stalled']} "
                 f"stalled, {row['useful_fps']:.0f} fps: {'met' if reached else 'not met'}"
             )
-    return "Held = every visitor served, none stalled, p95 first chunk <= 1 s. " + "; ".join(parts) + "."
+    return "Held: every visitor served, none stalled, p95 first chunk <= 1 s. " + "; ".join(parts) + "."
 
 
 def main() -> None:
