@@ -25,7 +25,7 @@ from ray.serve.schema import ApplicationStatus
 from avatar.config import PACKAGE_DIR, env_float, env_int
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.spec import EngineSpec, Progress
-from avatar.serving.replica import EngineReplica, max_calls
+from avatar.serving.replica import EngineReplica
 from avatar.serving.router import SessionRouter
 from avatar.serving.served_engine import RayServedEngine
 
@@ -35,6 +35,9 @@ CONNECT_SECONDS = 5
 ROUTING_STATS_SECONDS = 2.0
 # Builds of a replica that may fail (no weights on that host, out of memory) before Serve gives up on the engine.
 BUILD_TRIES = 3
+# Calls one replica takes at once (Serve's max_ongoing_requests): more than any engine's sessions have in
+# flight, so that Serve never holds back a step its engine could batch (the waiting line limits the runs).
+REPLICA_CALLS = 256
 
 
 class ClusterUnreachable(RuntimeError):
@@ -136,11 +139,10 @@ class RayCluster:
         return RayServedEngine(spec.key, spec.label, handle, handle.describe.remote().result(), replicas)
 
     def _deployment(self, spec: EngineSpec, replicas: int) -> Deployment:
-        sessions = spec.read_settings().sessions
         return serve.deployment(EngineReplica).options(
             name=spec.key,
             num_replicas=replicas,
-            max_ongoing_requests=max_calls(sessions),
+            max_ongoing_requests=REPLICA_CALLS,
             max_constructor_retry_count=BUILD_TRIES,
             ray_actor_options={
                 "num_cpus": self.settings.replica_cpus,

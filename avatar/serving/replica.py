@@ -26,8 +26,8 @@ from avatar.serving.router import SESSIONS, session_key
 
 # A session untouched this long is dropped: its app process ended without closing it.
 SESSION_IDLE_SECONDS = 600
-# Calls a replica takes at once per session it serves: one step in flight, and room for opens and closes.
-CALLS_PER_SESSION = 4
+# Engine threads per session a replica serves: one step in flight, and room for opens.
+THREADS_PER_SESSION = 2
 
 Result = TypeVar("Result")
 
@@ -42,6 +42,8 @@ class ReplicaInfo:
 
     chunk_frames: int | None
     device: str
+    # Sessions the engine serves at once, as the replica's host sees it (an engine may size it by its GPU).
+    sessions: int
 
 
 @dataclass
@@ -52,24 +54,19 @@ class HeldSession:
     used: float = field(default_factory=time.monotonic)
 
 
-def max_calls(sessions: int) -> int:
-    """Calls one replica takes at once (Serve's `max_ongoing_requests`) for an engine of `sessions` sessions."""
-    return CALLS_PER_SESSION * sessions
-
-
 class EngineReplica:
     """The deployment's class: `cluster.py` deploys it with one GPU (or some CPUs) per replica."""
 
     def __init__(self, spec: EngineSpec) -> None:
-        settings = spec.read_settings()
+        self.settings = spec.read_settings()
         device = choose_device("cuda" if ray.get_gpu_ids() else "cpu", spec.label, spec.needs_cuda)
-        self.engine = spec.build(settings, device, None)
+        self.engine = spec.build(self.settings, device, None)
         self.replica_id = serve.get_replica_context().replica_id.unique_id
         self.sessions: dict[str, HeldSession] = {}
-        self.threads = ThreadPoolExecutor(max_calls(settings.sessions), thread_name_prefix="engine")
+        self.threads = ThreadPoolExecutor(THREADS_PER_SESSION * self.settings.sessions, thread_name_prefix="engine")
 
     def describe(self) -> ReplicaInfo:
-        return ReplicaInfo(self.engine.chunk_frames, str(self.engine.info.device))
+        return ReplicaInfo(self.engine.chunk_frames, str(self.engine.info.device), self.settings.sessions)
 
     async def open(self, face: FaceCrop) -> str:
         """Open a session of `face`; its key names this replica."""

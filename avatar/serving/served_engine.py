@@ -50,6 +50,8 @@ class RayServedEngine(Engine):
         self.label = label
         self.handle = handle
         self.chunk_frames = about.chunk_frames
+        # Sessions all replicas serve at once, as their hosts size them.
+        self.sessions = about.sessions * replicas
         self.placement = f"Ray Serve, {replicas} replica{'s' if replicas != 1 else ''} on {about.device}"
 
     @property
