@@ -21,6 +21,7 @@ from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
 from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
+from avatar.trials.inspection import inspect_photo, rank
 from avatar.waiting_line import WaitingLine
 
 SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -38,9 +39,16 @@ class Studio:
             max_waiting=self.settings.max_waiting,
             slots={key: self.engines.sessions(key) for key in self.engines.specs},
         )
+        self._samples: list[Path] | None = None
+        self._samples_lock = threading.Lock()
 
     def sample_faces(self) -> list[Path]:
-        return sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+        """The bundled sample photos, best first as the photo trials' own checks rate them (judged once)."""
+        with self._samples_lock:
+            if self._samples is None:
+                found = sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+                self._samples = [report.path for report in rank([inspect_photo(p, self.settings) for p in found])]
+            return list(self._samples)
 
     def read_face(self, photo_path: str | Path | None) -> Face:
         """The photo's face, cropped as the engine will see it, or a `UserFacingError`."""
