@@ -70,7 +70,8 @@ def test_a_message_for_the_user_comes_back_whole_from_the_gpu_worker(astronaut_f
         def open(self, face):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    items = draw_in_forked_worker(handle_of(FullGpuEngine("cpu")), face_crop(astronaut_face), [speech(0.5)])
+    engine = FullGpuEngine("cpu")  # held here: a handle refers to its engine without keeping it alive
+    items = draw_in_forked_worker(handle_of(engine), face_crop(astronaut_face), [speech(0.5)])
     assert len(items) == 1 and isinstance(items[0], UserFacingError)
     with pytest.raises(UserFacingError, match="GPU ran out of memory"):
         list(raising_messages(iter(items)))
