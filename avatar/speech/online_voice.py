@@ -1,4 +1,8 @@
-"""Microsoft Edge's online neural voices through edge-tts, used whenever their service answers."""
+"""Microsoft Edge's online neural voices through edge-tts, used whenever their service answers.
+
+The service says when each word starts and how long it lasts (WordBoundary events), which
+become the sentence's word timings for the captions.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np
 import soundfile
 
 from avatar.speech.utterance import Utterance
+from avatar.speech.word_timing import words_from_boundaries
 
 DEFAULT_VOICE = "en-US-EmmaMultilingualNeural"
 # What a failed or unreachable service raises (with no network: aiohttp.ClientConnectorDNSError).
@@ -63,23 +68,31 @@ class OnlineVoice:
         self.short_name = short_name
         self.timeout = timeout
 
-    async def _stream(self, sentence: str) -> bytes:
+    async def _stream(self, sentence: str) -> tuple[bytes, list[dict]]:
+        """The sentence's MP3 and its WordBoundary events ({"offset", "duration", "text"}, times in 100-ns ticks)."""
         communicate = edge_tts.Communicate(
-            sentence, self.short_name, connect_timeout=int(max(self.timeout, 1)), receive_timeout=30
+            sentence, self.short_name, boundary="WordBoundary",
+            connect_timeout=int(max(self.timeout, 1)), receive_timeout=30,
         )
         audio = bytearray()
+        boundaries: list[dict] = []
         async for message in communicate.stream():
             if message["type"] == "audio":
                 audio.extend(message["data"])
-        return bytes(audio)
+            elif message["type"] == "WordBoundary":
+                boundaries.append(message)
+        return bytes(audio), boundaries
 
     def speak(self, sentence: str) -> Utterance:
         """Synthesise `sentence` (the service escapes markup; `check_text` has removed it already)."""
         try:
-            mp3 = asyncio.run(self._stream(sentence))
+            mp3, boundaries = asyncio.run(self._stream(sentence))
         except NETWORK_ERRORS as error:
             raise unavailable(error) from error
         if not mp3:
             raise OnlineUnavailable("the online voice service returned no audio")
         audio, sample_rate = soundfile.read(io.BytesIO(mp3), dtype="float32", always_2d=True)
-        return Utterance(text=sentence, audio=np.ascontiguousarray(audio.mean(axis=1)), sample_rate=sample_rate)
+        words = words_from_boundaries(sentence, boundaries) if boundaries else ()
+        return Utterance(
+            text=sentence, audio=np.ascontiguousarray(audio.mean(axis=1)), sample_rate=sample_rate, words=words
+        )

@@ -1,4 +1,4 @@
-"""What a voice hands on: one sentence of audio with its text and phoneme timings."""
+"""What a voice hands on: one sentence of audio with its text, and phoneme and word timings."""
 
 from __future__ import annotations
 
@@ -18,13 +18,32 @@ class Phone:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One word as the user wrote it ("42", "Dr."), and when it is said, in seconds.
+
+    From the start of its sentence in an `Utterance`; from the start of the run on a run's timeline.
+    """
+
+    text: str
+    start: float
+    end: float
+
+    def shifted(self, seconds: float) -> Word:
+        return Word(self.text, self.start + seconds, self.end + seconds)
+
+
+@dataclass(frozen=True)
 class Utterance:
-    """A sentence as speech: mono float32 audio in [-1, 1], plus timings when the voice gives them."""
+    """A sentence as speech: mono float32 audio in [-1, 1], plus timings when the voice gives them.
+
+    `words` are the sentence's written words in order, each once, when the voice reports its timing.
+    """
 
     text: str
     audio: np.ndarray
     sample_rate: int
     phones: tuple[Phone, ...] = ()
+    words: tuple[Word, ...] = ()
 
     @property
     def duration(self) -> float:
