@@ -2,11 +2,14 @@
 
 Uses the static ffmpeg that imageio-ffmpeg ships, so nothing has to be installed by hand.
 Each segment starts on a key frame and carries exactly the audio of its frames' time span,
-so segments join without gaps and the final MP4 is a lossless concatenation of them.
+so segments join without gaps and the final MP4 is a lossless concatenation of them. The
+final MP4 carries the run's captions as a soft subtitle track (mov_text), which players show
+on demand.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +33,8 @@ VIDEO_OPTIONS = ("-preset", "veryfast", "-tune", "zerolatency", "-crf", "20", "-
 AUDIO_CODEC = "aac"
 AUDIO_OPTIONS = ("-b:a", "128k")
 AUDIO_ARGS = ("-c:a", AUDIO_CODEC, *AUDIO_OPTIONS)
+# Captions in an MP4: 3GPP timed text, the one subtitle format MP4 players (QuickTime, VLC, phones) all read.
+SUBTITLE_CODEC = "mov_text"
 
 
 def video_args(keyframe_interval: int) -> list[str]:
@@ -81,8 +86,24 @@ def encode_segment(frames: np.ndarray, audio: np.ndarray, path: Path, sample_rat
     return path
 
 
-def join_segments(segments: list[Path], audio: np.ndarray, path: Path, sample_rate: int = AUDIO_RATE) -> Path:
-    """The whole run as one MP4: the segments' video copied as it is, the speech at full quality."""
+def subtitle_args(subtitles: Path | None, input_index: int) -> list[str]:
+    """ffmpeg's arguments that read a WebVTT file as input `input_index` and keep it as a soft subtitle track."""
+    if subtitles is None:
+        return []
+    return ["-map", f"{input_index}:s", "-c:s", SUBTITLE_CODEC, "-metadata:s:s:0", "title=Captions"]
+
+
+def subtitle_input(subtitles: Path | None) -> list[str]:
+    return [] if subtitles is None else ["-f", "webvtt", "-i", str(subtitles)]
+
+
+def join_segments(
+    segments: list[Path], audio: np.ndarray, path: Path, sample_rate: int = AUDIO_RATE, subtitles: Path | None = None
+) -> Path:
+    """The whole run as one MP4: the segments' video copied as it is, the speech at full quality, the captions if given.
+
+    `subtitles` is a WebVTT file on the video's timeline.
+    """
     listing = path.with_suffix(".txt")
     listing.write_text("".join(f"file '{os.fspath(segment)}'\n" for segment in segments))
     audio_path = path.with_suffix(".f32")
@@ -92,7 +113,8 @@ def join_segments(segments: list[Path], audio: np.ndarray, path: Path, sample_ra
             [
                 "-f", "concat", "-safe", "0", "-i", str(listing),
                 "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", str(audio_path),
-                "-map", "0:v", "-map", "1:a", "-c:v", "copy", *AUDIO_ARGS,
+                *subtitle_input(subtitles),
+                "-map", "0:v", "-map", "1:a", "-c:v", "copy", *AUDIO_ARGS, *subtitle_args(subtitles, 2),
                 "-movflags", "+faststart", str(path),
             ]
         )
@@ -102,15 +124,22 @@ def join_segments(segments: list[Path], audio: np.ndarray, path: Path, sample_ra
     return path
 
 
-def remux(fragmented: bytes, path: Path) -> Path:
+def remux(fragmented: bytes, path: Path, subtitles: Path | None = None) -> Path:
     """A fragmented MP4 (a run's live stream) as one ordinary MP4 that starts playing at once.
 
-    Copies the streams as they are: what was watched live is what is downloaded, with no second encode.
+    Copies the streams as they are: what was watched live is what is downloaded, with no second
+    encode; `subtitles` (WebVTT on the stream's timeline) become its subtitle track.
     """
     source = path.with_name(f"{path.stem}.fragmented.mp4")
     source.write_bytes(fragmented)
     try:
-        _run(["-i", str(source), "-map", "0", "-c", "copy", "-movflags", "+faststart", str(path)])
+        _run(
+            [
+                "-i", str(source), *subtitle_input(subtitles),
+                "-map", "0:v", "-map", "0:a", "-c", "copy", *subtitle_args(subtitles, 1),
+                "-movflags", "+faststart", str(path),
+            ]
+        )
     finally:
         source.unlink(missing_ok=True)
     return path
@@ -146,6 +175,34 @@ def read_audio(path: Path, sample_rate: int = 16_000) -> np.ndarray:
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not read audio from {path}: {result.stderr.decode(errors='replace')}")
     return np.frombuffer(result.stdout, "<f4").copy()
+
+
+def read_subtitles(path: Path) -> list[tuple[float, float, str]]:
+    """A file's first subtitle track as (start, end, text) in seconds, decoded by ffmpeg into WebVTT."""
+    result = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:s:0", "-f", "webvtt", "pipe:1"],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not read subtitles from {path}: {result.stderr.decode(errors='replace')}")
+    return parse_webvtt(result.stdout.decode())
+
+
+def parse_webvtt(text: str) -> list[tuple[float, float, str]]:
+    """The cues of a WebVTT file as (start, end, text), the text as shown ("&amp;" read as "&")."""
+
+    def seconds(stamp: str) -> float:
+        parts = [float(part) for part in stamp.strip().split(" ")[0].split(":")]
+        return sum(part * 60**power for power, part in enumerate(reversed(parts)))
+
+    cues = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = block.strip().split("\n")
+        timing = next((index for index, line in enumerate(lines) if "-->" in line), None)
+        if timing is not None:
+            start, end = lines[timing].split("-->")
+            cues.append((seconds(start), seconds(end), html.unescape("\n".join(lines[timing + 1 :]))))
+    return cues
 
 
 def probe(path: Path) -> MediaInfo:

@@ -7,6 +7,10 @@ segment is short, so that it is ready sooner; the rest are longer, so that the p
 fewer joins. Encoding has its own thread: neither the engine nor a slow page waits for it.
 The threads are `avatar/stages.py`'s. The run owns a temporary folder that is removed when
 it ends, fails or is cancelled.
+
+Every sentence's words, with the times the voice gave them, are put on the run's timeline
+where its audio is joined, so the captions (`avatar/captions.py`) are the video's. The page
+gets them before the frames they go with: the encoder hands them on before it encodes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatar.captions import Cue, cue_lines, write_webvtt
 from avatar.config import ENGINE_SAMPLE_RATE, FPS
 from avatar.engines.animate import animate
 from avatar.engines.base import Engine
@@ -33,11 +38,11 @@ from avatar.sinks.base import Sink
 from avatar.sinks.live import LiveSink
 from avatar.sinks.segments import SegmentSink
 from avatar.speech.text import split_sentences
-from avatar.speech.utterance import Utterance
+from avatar.speech.utterance import Utterance, Word
 from avatar.speech.voices import Speaker
 from avatar.stages import RunCancelled, Stages
 
-__all__ = ["Run", "RunCancelled", "RunFinished", "RunStats", "SegmentReady", "quick_start"]
+__all__ = ["CaptionsReady", "Run", "RunCancelled", "RunFinished", "RunStats", "SegmentReady", "quick_start"]
 
 # Sentences spoken ahead of the engine; chunks of frames drawn ahead of the encoder.
 SPEECH_AHEAD = 4
@@ -88,30 +93,51 @@ class SegmentReady:
 
 
 @dataclass(frozen=True)
+class CaptionsReady:
+    """More words were spoken: the captions so far, every line on the video's timeline.
+
+    Comes before the frames of those words, so a page has the captions before it shows them.
+    """
+
+    cues: tuple[Cue, ...]
+
+
+@dataclass(frozen=True)
 class RunFinished:
-    """The whole video is done; it stays until the run's events end."""
+    """The whole video is done; it and its captions file (WebVTT, None without captions) stay until the events end."""
 
     video: Path
     stats: RunStats
+    cues: tuple[Cue, ...] = ()
+    subtitles: Path | None = None
 
 
 class _Timeline:
-    """Full-quality speech so far, shared by the speech thread and the encoder.
+    """Full-quality speech so far, and its words, shared by the speech thread and the encoder.
 
-    Joined as each sentence arrives, so the encoder's many reads cost nothing.
+    Joined as each sentence arrives, so the encoder's many reads cost nothing. A sentence's
+    words move by the length of the audio before it, so they stay where their sound is.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._audio = np.zeros(0, np.float32)
+        self._words: tuple[Word, ...] = ()
 
-    def append(self, audio: np.ndarray) -> None:
+    def append(self, utterance: Utterance) -> None:
+        """Add a sentence at AUDIO_RATE after the ones before it."""
         with self._lock:
-            self._audio = np.concatenate([self._audio, audio])
+            start = len(self._audio) / AUDIO_RATE
+            self._audio = np.concatenate([self._audio, utterance.audio])
+            self._words += tuple(word.shifted(start) for word in utterance.words)
 
     def audio(self) -> np.ndarray:
         with self._lock:
             return self._audio
+
+    def words(self) -> tuple[Word, ...]:
+        with self._lock:
+            return self._words
 
 
 class Run:
@@ -150,7 +176,7 @@ class Run:
         """Stop within one chunk; the threads notice and end, and the folder is removed."""
         self._cancel.set()
 
-    def events(self) -> Iterator[SegmentReady | RunFinished]:
+    def events(self) -> Iterator[CaptionsReady | SegmentReady | RunFinished]:
         """Segments as they are made, then the whole video; cleans up however it ends.
 
         Each event's files stay until the run ends: copy what must outlive it.
@@ -169,7 +195,7 @@ class Run:
         """The speech stage: each sentence spoken, kept at full quality for the video, handed to the engine."""
         for sentence in self.sentences:
             utterance = self.speaker.speak(sentence)
-            self._timeline.append(utterance.resampled(AUDIO_RATE).audio)
+            self._timeline.append(utterance.resampled(AUDIO_RATE))
             if not self.stats.speech_ready:
                 self.stats.speech_ready = time.perf_counter() - self._started
             yield utterance.resampled(ENGINE_SAMPLE_RATE)
@@ -178,11 +204,24 @@ class Run:
         """The engine stage: frames of each sentence as soon as it is spoken."""
         yield from animate(self.engine, self.face, utterances)
 
-    def _encode(self, chunks: Iterable[np.ndarray]) -> Generator[SegmentReady | RunFinished, None, None]:
-        """The encoder stage: frames into the sink as they come, a segment whenever enough are in, then the video."""
-        written = segmented = index = 0
+    def words(self) -> tuple[Word, ...]:
+        """Every word spoken so far, on the run's timeline (seconds from the video's start)."""
+        return self._timeline.words()
+
+    def _encode(
+        self, chunks: Iterable[np.ndarray]
+    ) -> Generator[CaptionsReady | SegmentReady | RunFinished, None, None]:
+        """The encoder stage: frames into the sink as they come, a segment whenever enough are in, then the video.
+
+        New words go on as captions before the frames that show them are encoded.
+        """
+        written = segmented = index = captioned = 0
         with closing(self.sink):
             for frames in chunks:
+                words = self._timeline.words()
+                if len(words) > captioned:
+                    captioned = len(words)
+                    yield CaptionsReady(cue_lines(words))
                 self.sink.write(frames, self._timeline.audio(), written)
                 written += len(frames)
                 while written - segmented >= (length := self._segment_length(index)):
@@ -193,12 +232,14 @@ class Run:
             if written > segmented:
                 yield self._segment(index, segmented, written - segmented)
             audio = self._timeline.audio()
-            video = self.sink.finish(audio, self.folder / "talking-photo.mp4")
+            cues = cue_lines(self._timeline.words(), until=written / FPS)
+            subtitles = write_webvtt(cues, self.folder / "talking-photo.vtt") if cues else None
+            video = self.sink.finish(audio, self.folder / "talking-photo.mp4", subtitles)
         self.stats.frames = written
         self.stats.audio_seconds = len(audio) / AUDIO_RATE
         self.stats.total = time.perf_counter() - self._started
         self.stats.notice = " ".join(part for part in (self.stats.notice, self.speaker.notice) if part)
-        yield RunFinished(video, self.stats)
+        yield RunFinished(video, self.stats, cues, subtitles)
 
     def _segment_length(self, index: int) -> int:
         """Frames in segment `index`: the first is short, so that it is ready sooner; the rest make fewer joins."""

@@ -24,8 +24,11 @@ class Sink(Protocol):
         """Frames [first_frame, first_frame + count), all written, make one segment: its MP4, or None (no file)."""
         ...
 
-    def finish(self, audio: np.ndarray, path: Path) -> Path:
-        """The whole video, written to `path`, after every frame was written and every segment made."""
+    def finish(self, audio: np.ndarray, path: Path, subtitles: Path | None = None) -> Path:
+        """The whole video, written to `path`, after every frame was written and every segment made.
+
+        `subtitles`, a WebVTT file on the run's timeline, becomes the video's subtitle track.
+        """
         ...
 
     def close(self) -> None:

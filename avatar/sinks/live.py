@@ -31,10 +31,10 @@ class LiveSink:
         """Nothing to make: the segment's frames are already in the stream."""
         return None
 
-    def finish(self, audio: np.ndarray, path: Path) -> Path:
-        """The ended stream as an ordinary MP4: what was watched is what is downloaded, its sound included."""
+    def finish(self, audio: np.ndarray, path: Path, subtitles: Path | None = None) -> Path:
+        """The ended stream as an ordinary MP4: what was watched is what is downloaded, with its captions."""
         self.close()
-        return remux(self.broadcast.contents(), path)
+        return remux(self.broadcast.contents(), path, subtitles)
 
     def close(self) -> None:
         """End the stream, so that its viewers stop waiting, even when no frame ever came."""

@@ -31,8 +31,8 @@ class SegmentSink:
         self._segments.append(encode_segment(waiting[:count], audio_span(audio, first_frame, count), path))
         return path
 
-    def finish(self, audio: np.ndarray, path: Path) -> Path:
-        return join_segments(self._segments, audio, path)
+    def finish(self, audio: np.ndarray, path: Path, subtitles: Path | None = None) -> Path:
+        return join_segments(self._segments, audio, path, subtitles=subtitles)
 
     def close(self) -> None:
         """Nothing to let go of: the segment files are removed with the run's folder."""
