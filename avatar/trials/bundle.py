@@ -1,7 +1,11 @@
 """The review bundle, for people who install nothing: the MP4s, a contact sheet, one offline HTML page, a grid MP4.
 
 The page is self-contained (inline style and script) and names only files inside the zip,
-so it plays from any folder, in any browser, with no network.
+so it plays from any folder, in any browser, with no network. Reviewers watch muted and
+judge lip-sync by reading along, so the page shows each video's captions under it (the cues
+are in the page: a browser will not load a caption file from a folder), every MP4 carries
+them as a subtitle track with a WebVTT file beside it, and the grid MP4, made for chat apps
+that show no subtitle tracks, can have them burned in under the videos.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ import html
 import json
 import textwrap
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from avatar.captions import Cue, as_json, cue_at, webvtt
 from avatar.config import FPS
 from avatar.media import AUDIO_CODEC, AUDIO_OPTIONS, PIXEL_FORMAT, VIDEO_CODEC, VIDEO_OPTIONS
 from avatar.trials.inspection import PhotoReport
@@ -27,6 +33,9 @@ LEVEL_COLOURS = {Level.OK: (46, 160, 67), Level.WARN: (214, 140, 0), Level.BLOCK
 SHEET_CELL = 300
 SHEET_TEXT_HEIGHT = 170
 GRID_LABEL_HEIGHT = 40
+# The band under the grid that burned-in captions are drawn in, and its colours (the word being said marked).
+CAPTION_BAND_HEIGHT = 48
+CAPTION_COLOURS = {"band": (0, 0, 0), "text": (255, 255, 255), "spoken": (0, 0, 0), "mark": (255, 212, 0)}
 PAGE_NAME = "index.html"
 SHEET_NAME = "contact-sheet.png"
 GRID_NAME = "grid.mp4"
@@ -34,11 +43,12 @@ GRID_NAME = "grid.mp4"
 
 @dataclass(frozen=True)
 class Entry:
-    """One photo in the bundle: its rank, its report and its video if it spoke."""
+    """One photo in the bundle: its rank, its report, its video if it spoke, and that video's captions."""
 
     rank: int
     report: PhotoReport
     video: Path | None
+    captions: tuple[Cue, ...] = ()
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -116,10 +126,44 @@ def _fit(frame: np.ndarray, side: int) -> np.ndarray:
     return tile
 
 
-def grid_video(entries: list[Entry], path: Path) -> Path:
+def _caption_font(text: str, width: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The largest font, up to a readable size for the band, at which `text` fits in `width`."""
+    size = min(28, max(14, width // 19))
+    font = _font(size)
+    while size > 10 and font.getlength(text) > width - 16:
+        size -= 2
+        font = _font(size)
+    return font
+
+
+def caption_band(cues: Sequence[Cue], seconds: float, width: int) -> np.ndarray:
+    """The band under the grid at `seconds`: the line being said, centred, the word being said marked; else empty."""
+    band = Image.new("RGB", (width, CAPTION_BAND_HEIGHT), CAPTION_COLOURS["band"])
+    cue = cue_at(cues, seconds)
+    if cue is not None:
+        draw = ImageDraw.Draw(band)
+        font = _caption_font(cue.text, width)
+        spoken = cue.word_at(seconds)
+        space = font.getlength(" ")
+        x = (width - font.getlength(cue.text)) / 2
+        top = (CAPTION_BAND_HEIGHT - font.size) / 2 - 2
+        for word in cue.words:
+            length = font.getlength(word.text)
+            colour = CAPTION_COLOURS["text"]
+            if word is spoken:
+                draw.rectangle((x - 3, 6, x + length + 3, CAPTION_BAND_HEIGHT - 6), fill=CAPTION_COLOURS["mark"])
+                colour = CAPTION_COLOURS["spoken"]
+            draw.text((x, top), word.text, colour, font)
+            x += length + space
+    return np.asarray(band)
+
+
+def grid_video(entries: list[Entry], path: Path, captions: Sequence[Cue] = ()) -> Path:
     """One MP4 with every video in a grid, frame for frame, with the best photo's sound (for chat apps).
 
-    Videos shorter than the longest hold their last frame.
+    Videos shorter than the longest hold their last frame. With `captions` (every photo says
+    the same recording, so one set serves all), they are burned in, in a band under the grid:
+    chat apps show no subtitle track.
     """
     spoken = [entry for entry in entries if entry.video is not None]
     if not spoken:
@@ -128,12 +172,14 @@ def grid_video(entries: list[Entry], path: Path) -> Path:
     rows = -(-len(spoken) // columns)
     side = 384 if len(spoken) <= 4 else 256
     tile_height = side + GRID_LABEL_HEIGHT
+    band = CAPTION_BAND_HEIGHT if captions else 0
+    bands: dict[tuple[int, int], np.ndarray] = {}
     labels = [_label(entry, side) for entry in spoken]
     readers = [_frames(entry.video) for entry in spoken]
     last: list[np.ndarray | None] = [None] * len(spoken)
     writer = imageio_ffmpeg.write_frames(
         str(path),
-        (columns * side, rows * tile_height),
+        (columns * side, rows * tile_height + band),
         fps=FPS,
         codec=VIDEO_CODEC,
         pix_fmt_out=PIXEL_FORMAT,
@@ -146,21 +192,50 @@ def grid_video(entries: list[Entry], path: Path) -> Path:
         ffmpeg_log_level="error",
     )
     writer.send(None)
-    while True:
+    for index in count():
         fresh = [next(reader, None) for reader in readers]
         if all(frame is None for frame in fresh):
             break
-        canvas = np.zeros((rows * tile_height, columns * side, 3), np.uint8)
-        for index, frame in enumerate(fresh):
+        canvas = np.zeros((rows * tile_height + band, columns * side, 3), np.uint8)
+        if band:
+            canvas[rows * tile_height :] = _cached_band(bands, captions, index / FPS, columns * side)
+        for tile, frame in enumerate(fresh):
             if frame is not None:
-                last[index] = _fit(frame, side)
-            top, left = (index // columns) * tile_height, (index % columns) * side
-            if last[index] is not None:
-                canvas[top : top + side, left : left + side] = last[index]
-            canvas[top + side : top + tile_height, left : left + side] = labels[index]
+                last[tile] = _fit(frame, side)
+            top, left = (tile // columns) * tile_height, (tile % columns) * side
+            if last[tile] is not None:
+                canvas[top : top + side, left : left + side] = last[tile]
+            canvas[top + side : top + tile_height, left : left + side] = labels[tile]
         writer.send(np.ascontiguousarray(canvas))
     writer.close()
     return path
+
+
+def _cached_band(bands: dict, cues: Sequence[Cue], seconds: float, width: int) -> np.ndarray:
+    """`caption_band`, drawn once for each line and word being said."""
+    cue = cue_at(cues, seconds)
+    word = cue.word_at(seconds) if cue is not None else None
+    key = (cues.index(cue) if cue is not None else -1, cue.words.index(word) if word is not None else -1)
+    if key not in bands:
+        bands[key] = caption_band(cues, seconds, width)
+    return bands[key]
+
+
+def captions_name(video: Path) -> str:
+    """The WebVTT file beside a video in the bundle: 'videos/01-astronaut.vtt'."""
+    return f"videos/{video.with_suffix('.vtt').name}"
+
+
+def _caption_box(entry: Entry) -> str:
+    """The line under a video that the page's script fills from the cues it holds, and a link to the WebVTT file."""
+    if not entry.captions:
+        return ""
+    cues = html.escape(json.dumps(as_json(entry.captions), ensure_ascii=False), quote=True)
+    link = html.escape(captions_name(entry.video))
+    return (
+        f'<p class="caption" data-cues="{cues}"></p>'
+        f'<a class="vtt" href="{link}" download>Captions (WebVTT)</a>'
+    )
 
 
 def review_page(entries: list[Entry], sentence: str) -> str:
@@ -171,7 +246,7 @@ def review_page(entries: list[Entry], sentence: str) -> str:
         reasons = "".join(f'<li class="{f.level.name.lower()}">{html.escape(f.detail)}</li>' for f in verdict.findings)
         media = (
             f'<video class="trial" src="videos/{html.escape(entry.video.name)}" preload="auto" playsinline muted>'
-            "</video>"
+            f"</video>{_caption_box(entry)}"
             if entry.video is not None
             else '<div class="novideo">No video: not usable</div>'
         )
@@ -205,6 +280,9 @@ body {{ font-family: system-ui, sans-serif; margin: 1.5em; background: #fafafa; 
 .card.ok {{ border-color: #2ea043; }} .card.warn {{ border-color: #d68c00; }} .card.block {{ border-color: #c82d2d; }}
 .card h2 {{ font-size: 1em; margin: 0 0 .5em; }} .score {{ float: right; color: #666; }}
 video, .novideo {{ width: 100%; aspect-ratio: 1; object-fit: contain; background: #111; display: block; }}
+.caption {{ min-height: 2.8em; margin: .3em 0 0; text-align: center; font-size: 1.05em; line-height: 1.4em; }}
+.caption span {{ padding: 0 .08em; border-radius: .2em; }} .caption .spoken {{ background: #ffd400; }}
+.vtt {{ font-size: .8em; color: #555; }}
 .novideo {{ color: #ccc; display: flex; align-items: center; justify-content: center; }}
 .verdict {{ font-weight: 600; }} li {{ font-size: .85em; margin: .2em 0; }}
 li.warn {{ color: #8a5a00; }} li.block {{ color: #a01818; }}
@@ -235,6 +313,30 @@ videos.forEach((video, index) => {{
   option.textContent = video.closest('.card').querySelector('h2').firstChild.textContent.trim();
   sound.appendChild(option);
 }});
+/* Each video's line of captions, the word being said marked, at the video's own time (playing, paused or stepped). */
+const captions = videos.map(video => {{
+  const box = video.closest('.card').querySelector('.caption');
+  return {{ box, cues: box ? JSON.parse(box.dataset.cues) : [], key: null }};
+}});
+function caption(index) {{
+  const shown = captions[index];
+  if (!shown.box) return;
+  const time = videos[index].currentTime;
+  const cue = shown.cues.find(c => c.start <= time && time < c.end);
+  const spoken = cue ? cue.words.findIndex(([, start, end]) => start <= time && time < end) : -1;
+  const key = cue ? cue.start + ':' + spoken : '';
+  shown.box.dataset.time = String(time);
+  if (key === shown.key) return;
+  shown.key = key;
+  shown.box.replaceChildren();
+  (cue ? cue.words : []).forEach(([text], at) => {{
+    if (at) shown.box.append(' ');
+    const word = document.createElement('span');
+    word.textContent = text;
+    if (at === spoken) word.className = 'spoken';
+    shown.box.append(word);
+  }});
+}}
 function hear() {{ videos.forEach((video, index) => {{ video.muted = String(index) !== sound.value; }}); }}
 function seekAll(time) {{ videos.forEach(video => {{ video.currentTime = Math.min(time, video.duration || time); }}); }}
 function pauseAll() {{ videos.forEach(video => video.pause()); }}
@@ -255,6 +357,7 @@ function keepTogether() {{
       }});
     }}
   }}
+  videos.forEach((video, index) => caption(index));
   requestAnimationFrame(keepTogether);
 }}
 sound.addEventListener('change', hear);
@@ -269,7 +372,7 @@ requestAnimationFrame(keepTogether);
 
 
 def write_bundle(entries: list[Entry], sentence: str, path: Path, grid: Path | None = None) -> Path:
-    """The zip: videos/NN-name.mp4, the contact sheet, the page and the grid MP4 when one is given."""
+    """The zip: videos/NN-name.mp4 (and .vtt), the contact sheet, the page and the grid MP4 when one is given."""
     work = path.parent / f"{path.stem}-parts"
     work.mkdir(parents=True, exist_ok=True)
     sheet = contact_sheet(entries, work / SHEET_NAME)
@@ -279,6 +382,8 @@ def write_bundle(entries: list[Entry], sentence: str, path: Path, grid: Path | N
         for entry in entries:
             if entry.video is not None:
                 bundle.write(entry.video, f"videos/{entry.video.name}", compress_type=zipfile.ZIP_STORED)
+                if entry.captions:
+                    bundle.writestr(captions_name(entry.video), webvtt(entry.captions))
         if grid is not None:
             bundle.write(grid, GRID_NAME, compress_type=zipfile.ZIP_STORED)
     return path

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from avatar.captions import Cue
 from avatar.engines.base import EngineUnavailable
 from avatar.errors import UserFacingError
 from avatar.session import Run, RunFinished, RunStats
@@ -25,11 +26,16 @@ from avatar.trials.inspection import PhotoReport
 
 @dataclass(frozen=True)
 class TrialVideo:
-    """One photo's finished video, copied out of its run's temporary folder."""
+    """One photo's finished video (its captions as a subtitle track), copied out of its run's temporary folder.
+
+    `captions` are its lines on the video's timeline; `subtitles` is their WebVTT file beside the video.
+    """
 
     report: PhotoReport
     video: Path
     stats: RunStats
+    captions: tuple[Cue, ...] = ()
+    subtitles: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ def speak_one(
     folder: Path,
     runs: TrialRuns,
 ) -> TrialVideo | TrialFailure | None:
-    """One photo's run, its video copied into `folder`; None if the trial stopped before it was done."""
+    """One photo's run, its video and captions file copied into `folder`; None if the trial stopped before the end."""
     try:
         run = studio.start_run(report.path, text, voice_key, engine_key, speaker=speaker)
         if not runs.add(run):
@@ -132,7 +138,10 @@ def speak_one(
             if isinstance(event, RunFinished):
                 target = folder / video_name(rank, report)
                 shutil.copyfile(event.video, target)
-                return TrialVideo(report, target, event.stats)
+                subtitles = None
+                if event.subtitles is not None:
+                    subtitles = Path(shutil.copyfile(event.subtitles, target.with_suffix(".vtt")))
+                return TrialVideo(report, target, event.stats, event.cues, subtitles)
     except UserFacingError as error:
         return TrialFailure(report, str(error))
     return None

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avatar.captions import Cue
 from avatar.studio import Studio
 from avatar.trials.bundle import GRID_NAME, Entry, grid_video, write_bundle
 from avatar.trials.inspection import PhotoReport, inspect_photo, rank
@@ -28,6 +29,7 @@ class Trial:
     notes: list[str] = field(default_factory=list)
     reports: list[PhotoReport] = field(default_factory=list)
     videos: dict[Path, Path] = field(default_factory=dict)
+    captions: dict[Path, tuple[Cue, ...]] = field(default_factory=dict)
     failures: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
@@ -38,7 +40,7 @@ class Trial:
     def check(self, given: list[str | Path], studio: Studio) -> Iterator[PhotoReport]:
         """Gather and judge the photos one by one (each report as it is made), then rank them."""
         paths, self.notes = gather_photos(given, self.folder / "photos", studio.settings.max_image_bytes)
-        self.reports, self.videos, self.failures = [], {}, {}
+        self.reports, self.videos, self.captions, self.failures = [], {}, {}, {}
         for path in paths:
             report = inspect_photo(path, studio.settings)
             self.reports.append(report)
@@ -53,12 +55,16 @@ class Trial:
         for outcome in speak_all(studio, self.reports, text, voice_key, engine_key, self.folder / "videos"):
             if isinstance(outcome, TrialVideo):
                 self.videos[outcome.report.path] = outcome.video
+                self.captions[outcome.report.path] = outcome.captions
             else:
                 self.failures[outcome.report.path] = outcome.message
             yield outcome
 
     def entries(self) -> list[Entry]:
-        return [Entry(rank, r, self.videos.get(r.path)) for rank, r in enumerate(self.reports, start=1)]
+        return [
+            Entry(rank, r, self.videos.get(r.path), self.captions.get(r.path, ()))
+            for rank, r in enumerate(self.reports, start=1)
+        ]
 
     def best(self) -> PhotoReport | None:
         """The recommended photo: the best-ranked one that spoke, else the best-ranked usable one."""
@@ -66,10 +72,15 @@ class Trial:
         usable = [r for r in self.reports if r.usable and r.path not in self.failures]
         return (spoken or usable or [None])[0]
 
-    def export(self) -> tuple[Path | None, Path]:
-        """The grid MP4 (None when no photo spoke) and the review bundle zip."""
+    def export(self, burn_captions: bool = True) -> tuple[Path | None, Path]:
+        """The grid MP4 (None when no photo spoke) and the review bundle zip.
+
+        The grid is for chat apps, which show no subtitle track, so its captions are burned in
+        unless `burn_captions` is False; every photo says the same recording, so the best one's serve.
+        """
         entries = self.entries()
-        grid = grid_video(entries, self.folder / GRID_NAME) if self.videos else None
+        captions = next((entry.captions for entry in entries if entry.video is not None), ()) if burn_captions else ()
+        grid = grid_video(entries, self.folder / GRID_NAME, captions) if self.videos else None
         bundle = write_bundle(entries, self.sentence, self.folder / "photo-trials.zip", grid)
         return grid, bundle
 

@@ -11,16 +11,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar.config import Settings
+from avatar.captions import Cue, as_json, cue_at
+from avatar.config import FPS, Settings
 from avatar.errors import UserFacingError
-from avatar.media import probe, read_frames
+from avatar.media import parse_webvtt, probe, read_frames, read_subtitles
+from avatar.speech.utterance import Word
 from avatar.studio import Studio
+from avatar.trials.bundle import CAPTION_BAND_HEIGHT, GRID_LABEL_HEIGHT, caption_band
 from avatar.trials.trial import Trial
 from avatar.trials.uploads import MAX_PHOTOS, gather_photos
 from tests.helpers import ASTRONAUT, GRACE_HOPPER
 from tests.trials import photos
 
-SENTENCE = "Hello there."
+SENTENCE = "Hello there. Nice to meet you."
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,34 @@ def test_the_grid_mp4_shows_every_video_in_one_frame_with_the_sound(finished_tri
     frame = read_frames(grid)[5].astype(np.float32)
     left, right = frame[:384, :384], frame[:384, 384:]
     assert left.std() > 20 and right.std() > 20 and np.abs(left - right).mean() > 10
+
+
+def test_the_grid_mp4_for_chat_apps_has_the_captions_burned_in_under_the_videos(finished_trial):
+    _, outcomes, grid, _ = finished_trial
+    cues = outcomes[0].captions
+    frames = read_frames(grid)
+    band_top = 384 + GRID_LABEL_HEIGHT
+    assert frames.shape[1] == band_top + CAPTION_BAND_HEIGHT
+    words = [word for cue in cues for word in cue.words]
+    quiet = 0  # before the first word
+    saying = [round((word.start + word.end) / 2 * FPS) for word in words]
+    for index in (quiet, *saying):
+        drawn = caption_band(cues, index / FPS, frames.shape[2]).astype(np.float32)
+        assert np.abs(frames[index, band_top:].astype(np.float32) - drawn).mean() < 6, f"frame {index}"
+    assert frames[quiet, band_top:].max() < 40, "a caption before the first word"
+    assert all(frames[index, band_top:].max() > 200 for index in saying), "no caption while a word is said"
+
+
+def test_every_mp4_in_the_bundle_carries_its_captions_and_a_webvtt_file_beside_it(finished_trial, tmp_path):
+    _, outcomes, _, bundle = finished_trial
+    extract(bundle, tmp_path)
+    for outcome in outcomes:
+        lines = [cue.text for cue in outcome.captions]
+        assert " ".join(lines) == SENTENCE
+        video = tmp_path / "videos" / outcome.video.name
+        assert [text for _, _, text in read_subtitles(video)] == lines
+        beside = parse_webvtt(video.with_suffix(".vtt").read_text())
+        assert [text for _, _, text in beside] == lines
 
 
 def test_the_bundle_holds_each_mp4_the_contact_sheet_and_a_page_that_names_only_files_inside(finished_trial):
@@ -141,3 +172,61 @@ def test_the_page_plays_every_video_together_offline_in_headless_chromium(finish
     assert len(times) == 2 and errors == [None, None] and sheet_loaded
     assert max(times) - min(times) < 0.02, f"videos not at the same frame after stepping: {times}"
     assert all(url.startswith("file://") for url in requests), requests
+
+
+SHOWN = """() => Array.from(document.querySelectorAll('.card video')).map(video => {
+  const caption = video.closest('.card').querySelector('.caption');
+  return { now: video.currentTime, at: Number(caption.dataset.time), line: caption.innerText,
+           spoken: caption.querySelector('.spoken')?.innerText ?? null };
+})"""
+NEXT_PAINT = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def said_at(cues: tuple[Cue, ...], seconds: float) -> tuple[str, str | None]:
+    """The line and the word being said at `seconds`, by the captions' times as the page has them (to the ms)."""
+    cues = tuple(Cue(c["start"], c["end"], tuple(Word(*word) for word in c["words"])) for c in as_json(cues))
+    cue = cue_at(cues, seconds)
+    word = cue.word_at(seconds) if cue is not None else None
+    return (cue.text if cue is not None else "", word.text if word is not None else None)
+
+
+@pytest.mark.browser
+def test_the_page_shows_each_videos_captions_in_step_while_playing_and_frame_by_frame(finished_trial, tmp_path):
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    _, outcomes, _, bundle = finished_trial
+    cues = {outcome.video.name: outcome.captions for outcome in outcomes}
+    first_word = outcomes[0].captions[0].words[0]
+    page_path = extract(bundle, tmp_path)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=args)
+        page = browser.new_page()
+        page.goto(page_path.as_uri())
+        page.wait_for_function("Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)")
+        names = page.evaluate("Array.from(document.querySelectorAll('.card video')).map(v => v.src.split('/').pop())")
+        page.click("#play")
+        playing = []
+        for moment in (first_word.end, 0.8, 1.3):
+            page.wait_for_function(f"document.querySelector('video').currentTime > {moment}")
+            playing.append(page.evaluate(SHOWN))
+        page.click("#pause")
+        stepped = []
+        for _ in range(3):
+            page.click("#forward")
+            page.wait_for_function("Array.from(document.querySelectorAll('video')).every(v => !v.seeking)")
+            page.evaluate(NEXT_PAINT)
+            stepped.append(page.evaluate(SHOWN))
+        browser.close()
+    for shown in playing:
+        for name, caption in zip(names, shown, strict=True):
+            assert abs(caption["at"] - caption["now"]) < 0.1, "the caption lags the picture"
+            assert (caption["line"], caption["spoken"]) == said_at(cues[name], caption["at"]), caption
+    assert any(caption["spoken"] for shown in playing for caption in shown), "no word was ever marked"
+    for shown in stepped:
+        for name, caption in zip(names, shown, strict=True):
+            assert caption["at"] == pytest.approx(caption["now"], abs=0.001)
+            assert caption["line"] and (caption["line"], caption["spoken"]) == said_at(cues[name], caption["now"])
