@@ -397,7 +397,11 @@ def main() -> None:
     pipeline = build_pipeline(args.variant, args.tiny, device, dtype, size)
     engine = FlashHeadEngine(pipeline, args.variant, sessions=sessions, largest_step=args.largest_step)
     sizes_asked = tuple(sorted({1, *(int(n) for n in args.sizes.split(","))})) if args.sizes else None
-    warm = engine.optimise(compiled=device.type == "cuda", sizes=sizes_asked)
+    warm = engine.optimise(
+        compiled=device.type == "cuda",
+        sizes=sizes_asked,
+        progress=lambda _, what: print(f"{time.perf_counter() - start:.0f} s: {what}", flush=True),
+    )
     print(f"built and warmed in {time.perf_counter() - start:.0f} s: {warm}", flush=True)
     log = StepLog(engine)
     report = {

@@ -121,12 +121,12 @@ class FlashHeadEngine(Engine):
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.size)
         compiled = device.type == "cuda" if compile_models is None else compile_models
         engine = cls(pipeline, settings.variant, sessions=settings.sessions)
-        if progress is not None and compiled:
-            progress(1.0, "Compiling FlashHead (a few minutes, once per process)")
-        engine.optimise(compiled)
+        engine.optimise(compiled, progress=progress)
         return engine
 
-    def optimise(self, compiled: bool, sizes: tuple[int, ...] | None = None) -> dict[int, float]:
+    def optimise(
+        self, compiled: bool, sizes: tuple[int, ...] | None = None, progress: Progress | None = None
+    ) -> dict[int, float]:
         """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
         compilation happens at load; the seconds each size took.
 
@@ -139,18 +139,21 @@ class FlashHeadEngine(Engine):
             return {}
         self.batch_sizes = sizes or step_sizes(self.scheduler.batching.largest)
         self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes)
-        return self.warm_up() if compiled else {}
+        return self.warm_up(progress) if compiled else {}
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
         return self.scheduler.call(fn, *args)
 
-    def warm_up(self) -> dict[int, float]:
+    def warm_up(self, progress: Progress | None = None) -> dict[int, float]:
         """Draw two silent chunks (a first one, then a later one) at every batch size a step may have, so that
         compilation happens now rather than in a visitor's run; the seconds each size took."""
         seconds = {}
         grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
-        for size in self.batch_sizes or (1,):
+        sizes = self.batch_sizes or (1,)
+        for done, size in enumerate(sizes):
+            if progress is not None:
+                progress(done / len(sizes), f"Compiling FlashHead for {size} session(s) at once")
             start = time.perf_counter()
             states = [self.run(self.pipeline.start, grey, self.seed) for _ in range(size)]
             silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * size
