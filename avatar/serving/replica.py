@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from ray import serve
 from avatar.engines.base import FaceCrop, SpeechChunk
 from avatar.engines.devices import choose_device
 from avatar.engines.spec import EngineSpec
-from avatar.serving.router import SESSIONS, session_key
+from avatar.serving.router import OPENERS, SESSIONS, session_key
 
 # A session untouched this long is dropped: its app process ended without closing it.
 SESSION_IDLE_SECONDS = 600
@@ -48,9 +49,11 @@ class ReplicaInfo:
 
 @dataclass
 class HeldSession:
-    """A session's engine state, and when it was last used (to drop sessions their app forgot)."""
+    """A session's engine state, the app process that opened it, and when it was last used (to drop
+    sessions their app forgot)."""
 
     state: object
+    opener: str
     used: float = field(default_factory=time.monotonic)
 
 
@@ -68,14 +71,14 @@ class EngineReplica:
     def describe(self) -> ReplicaInfo:
         return ReplicaInfo(self.engine.chunk_frames, str(self.engine.info.device), self.settings.sessions)
 
-    async def open(self, face: FaceCrop) -> str:
-        """Open a session of `face`; its key names this replica."""
+    async def open(self, face: FaceCrop, opener: str) -> str:
+        """Open a session of `face` for app process `opener`; its key names this replica."""
         # Ray hands arrays over read-only (straight from its object store); the engine may expect its own.
         face = FaceCrop(face.pixels.copy(), face.landmarks.copy(), face.photo_scale)
         state = await self._in_thread(self.engine.open, face)
         self._drop_idle()
         key = session_key(self.replica_id)
-        self.sessions[key] = HeldSession(state)
+        self.sessions[key] = HeldSession(state, opener)
         return key
 
     async def step(self, key: str, chunk: SpeechChunk) -> AsyncIterator[np.ndarray]:
@@ -103,9 +106,9 @@ class EngineReplica:
     def close(self, key: str) -> None:
         self.sessions.pop(key, None)
 
-    def record_routing_stats(self) -> dict[str, int]:
-        """Serve asks every few seconds; the router sends new sessions where there are fewest."""
-        return {SESSIONS: len(self.sessions)}
+    def record_routing_stats(self) -> dict[str, object]:
+        """Serve asks every few seconds; the routers send new sessions where there are fewest."""
+        return {SESSIONS: len(self.sessions), OPENERS: dict(Counter(held.opener for held in self.sessions.values()))}
 
     async def _in_thread(self, work: Callable[..., Result], *args: object) -> Result:
         return await asyncio.wrap_future(self.threads.submit(work, *args))

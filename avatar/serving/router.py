@@ -5,20 +5,25 @@ carries the key as Serve's `session_id`: this router, Serve's own extension poin
 offers Serve only that replica. A new session (no key) goes to the replicas holding the fewest
 sessions, and among those Serve's usual probe picks the one with the shortest queue.
 
-The load of a replica is the sessions this app process opened there and has not closed, or what the
-replica last reported (`record_routing_stats`, every few seconds) where that is more: the first is exact
-and immediate for this process's visitors, the second counts those of other app processes too.
+The load of a replica is the sessions this app process opened there and has not closed (exact and
+immediate), plus those of other app processes (several front-ends may share the replicas) as the replica
+last reported them (`record_routing_stats`, every few seconds).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections import Counter
 
 from ray.serve.request_router import PendingRequest, ReplicaID, RequestRouter, RunningReplica
 
-# The routing statistic a replica reports: how many sessions it holds.
+# The routing statistics a replica reports: how many sessions it holds, and how many each app process opened.
 SESSIONS = "sessions"
+OPENERS = "openers"
+# This app process, as it names itself to the replicas when it opens a session.
+APP_PROCESS = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def session_key(replica_id: str) -> str:
@@ -58,8 +63,10 @@ class SessionRouter(RequestRouter):
         return [[by_id[replica] for replica in rank] for rank in ranks]
 
     def load(self, replica: RunningReplica) -> int:
-        reported = int(replica.routing_stats.get(SESSIONS, 0))
-        return max(self.opened[replica.replica_id.unique_id], reported)
+        """Sessions on `replica`: this process's as they open and close, other processes' as last reported."""
+        reported = replica.routing_stats.get(OPENERS, {})
+        others = sum(count for opener, count in reported.items() if opener != APP_PROCESS)
+        return self.opened[replica.replica_id.unique_id] + others
 
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID, result: object) -> None:
         """Count the sessions this process opens and closes on each replica."""

@@ -22,6 +22,7 @@ from ray.serve.handle import DeploymentHandle
 from avatar.engines.base import Engine, EngineInfo, FaceCrop, SpeechChunk
 from avatar.errors import UserFacingError
 from avatar.serving.replica import ReplicaInfo, SessionLost
+from avatar.serving.router import APP_PROCESS
 
 REPLICA_STOPPED = "The server drawing your video stopped. Nothing of yours is lost: press Generate to try again."
 NO_REPLICA = "The servers that draw the videos are all busy or restarting. Please try again in a minute."
@@ -60,7 +61,7 @@ class RayServedEngine(Engine):
 
     def open(self, face: FaceCrop) -> ServedSession:
         try:
-            key = self.handle.open.remote(face).result(timeout_s=OPEN_SECONDS)
+            key = self.handle.open.remote(face, APP_PROCESS).result(timeout_s=OPEN_SECONDS)
         except TimeoutError as error:
             raise UserFacingError(NO_REPLICA) from error
         except REMOTE_ERRORS as error:

@@ -25,7 +25,7 @@ from avatar.errors import UserFacingError
 from avatar.serving import join_cluster
 from avatar.serving.cluster import ClusterUnreachable, check_reachable
 from avatar.serving.replica import SessionLost
-from avatar.serving.router import SessionRouter, least_loaded_first, replica_of, session_key
+from avatar.serving.router import APP_PROCESS, SessionRouter, least_loaded_first, replica_of, session_key
 from avatar.serving.served_engine import NO_REPLICA, REPLICA_STOPPED, as_raised_here
 
 DEPLOYMENT = DeploymentID(name="default", app_name="avatar-default")
@@ -76,12 +76,14 @@ def test_a_sessions_calls_go_only_to_its_replica_and_anywhere_once_it_is_gone(ro
     assert ranks(router, replicas, "step", session_key("gone")) == [["a", "b"]]
 
 
-def test_new_sessions_go_where_fewest_are_open_counting_this_process_and_the_replicas_reports(router):
+def test_new_sessions_go_where_fewest_are_open_counting_this_process_and_the_others_reported(router):
     a, b = FakeReplica("a"), FakeReplica("b")
     assert ranks(router, [a, b], "open") == [["a", "b"]]
     router.on_request_routed(request("open"), a.replica_id, None)
     assert ranks(router, [a, b], "open") == [["b"], ["a"]]
-    b.routing_stats = {"sessions": 3}  # opened by another app process
+    # The replicas' reports count other app processes' sessions; this process's own are counted as they open.
+    a.routing_stats = {"sessions": 1, "openers": {APP_PROCESS: 1}}
+    b.routing_stats = {"sessions": 2, "openers": {"other-host:12": 2}}
     assert ranks(router, [a, b], "open") == [["a"], ["b"]]
     # A close that Serve had to send elsewhere (its replica died) frees nothing on the replica it reached.
     router.on_request_routed(request("close", session_key("gone")), a.replica_id, None)
