@@ -3,7 +3,7 @@
 Only page assembly lives here: the tabs are in `ui/`, all work in `avatar/`.
 
 The public API ("Use via API" in the footer) names each endpoint a gradio_client user may call:
-/preview_face, /run and /stop_run (Talk), /check_photos and /check_and_speak (Photo trials).
+/preview_face, /run, /stop_run and /share_video (Talk), /check_photos and /check_and_speak (Photo trials).
 The page's other events (a click on a gallery, the first preview, a trial's Stop) are private.
 """
 
@@ -24,11 +24,15 @@ from avatar import zerogpu  # first: on ZeroGPU, `spaces` must patch torch befor
 from avatar.housekeeping import CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS, start_housekeeping
 from avatar.media import expose_ffmpeg_tools
 from avatar.studio import Studio
+from ui.share_page import share_routes
 from ui.talk_tab import build_talk_tab
 from ui.trials_tab import build_trials_tab
 
+# The page's layout on a phone and on a desktop (media queries; ui/layout.js scrolls the player into view).
+LAYOUT_CSS = Path(__file__).parent / "ui" / "layout.css"
 INTRO = """# Talking photo
 Pick a face, type a sentence, press **Generate**: the face speaks it, streamed into the page as it is made.
+
 Runs on any computer with the embedded photo animator; with a GPU and FlashHead weights,
 the neural engine can take over.
 """
@@ -36,7 +40,7 @@ the neural engine can take over.
 def build_page(studio: Studio) -> gr.Blocks:
     """The whole page: an introduction and one tab per task."""
     with gr.Blocks(title="Talking photo", delete_cache=(CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS)) as page:
-        gr.Markdown(INTRO)
+        gr.Markdown(INTRO, elem_id="intro")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Talk", id="talk"):
                 talk = build_talk_tab(page, studio)
@@ -75,9 +79,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         page.launch(
-            app_kwargs={"routes": live_routes(studio)},
+            app_kwargs={"routes": live_routes(studio) + share_routes(studio.shares)},
             allowed_paths=[str(Path(__file__).parent / "assets")],
             footer_links=["api"],
+            css_paths=[LAYOUT_CSS],
             ssr_mode=False,
         )
     finally:

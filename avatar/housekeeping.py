@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from avatar.sharing import SHARES_FOLDER, remove_expired
+
 RUN_PREFIX = "run-"
 LOCK_NAME = ".in-use.lock"
 # Kept across restarts: the ffmpeg links that `expose_ffmpeg_tools` puts in the work folder.
@@ -114,7 +116,7 @@ class DiskCap:
         return folder_bytes(self.work_dir) + folder_bytes(self.cache_dir)
 
     def sweep(self) -> list[Path]:
-        """Remove stale run folders, then the oldest results until under the cap; returns what went."""
+        """Remove stale run folders and expired shares, then the oldest results to the cap; returns what went."""
         now = time.time()
         removed = [
             path for path in self.work_dir.glob(f"{RUN_PREFIX}*")
@@ -122,6 +124,7 @@ class DiskCap:
         ]
         for path in removed:
             shutil.rmtree(path, ignore_errors=True)
+        removed += remove_expired(self.work_dir / SHARES_FOLDER, now)
         excess = self.used_bytes() - self.cap_bytes
         if excess > 0:
             for path, size in self._evictable(now):

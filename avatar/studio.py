@@ -16,9 +16,11 @@ from avatar.engines.registry import EngineRegistry
 from avatar.engines.spec import Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
+from avatar.housekeeping import RESULT_KEEP_SECONDS
 from avatar.images import load_photo
 from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
+from avatar.sharing import SHARES_FOLDER, ShareRegistry
 from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
 from avatar.trials.inspection import inspect_photo, rank
@@ -35,6 +37,8 @@ class Studio:
         self.voices = VoiceCatalogue(self.settings.edge_tts_timeout, use_online=self.settings.voice != "offline")
         self.engines = EngineRegistry(self.settings)
         self.live_streams = LiveStreams()
+        # Finished videos and review pages, for links to pass on; they expire with the results.
+        self.shares = ShareRegistry(self.settings.work_dir / SHARES_FOLDER, RESULT_KEEP_SECONDS)
         self.line = WaitingLine(
             max_waiting=self.settings.max_waiting,
             slots={key: self.engines.sessions(key) for key in self.engines.specs},

@@ -6,12 +6,16 @@ views into their updates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import chain
+from pathlib import Path
 
+from avatar.sharing import Share
 from avatar.studio import Studio
-from avatar.trials.bundle import thumbnail
+from avatar.trials.bundle import PAGE_NAME, thumbnail
 from avatar.trials.inspection import PhotoReport
 from avatar.trials.runner import TrialVideo
 from avatar.trials.trial import Trial
@@ -22,6 +26,8 @@ from ui.views import KEEP, Keep, Shown
 THUMBNAIL_SIDE = 320
 MARKS = {Level.OK: "✅", Level.WARN: "⚠️", Level.BLOCK: "⛔"}
 STOPPED = "Stopped. Your photos and sentence are still here."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class TrialView:
     grid: str | None | Keep = KEEP
     bundle: str | None | Keep = KEEP
     grid_file: str | None | Keep = KEEP
+    review_link: str | None | Keep = KEEP  # the review page's own link, to pass on instead of the zip
     verdicts: str | Keep = KEEP
 
 
@@ -106,13 +113,15 @@ def run_trial(
     engine_key: str | None,
     old: Trial | None,
     speak: bool,
+    page_url: Callable[[Share], str] = lambda share: share.path,
 ) -> Iterator[TrialView]:
     """Check and rank the photos and, if `speak`, let every usable one say the sentence, then export.
 
+    The exported review page is also kept under a link (`page_url` makes it absolute for the page).
     The previous trial is removed only once the new photos are in hand, so a refused upload leaves
     it as it was; a problem the visitor can fix ends the trial with its sentence.
     """
-    return until_refused(_steps(studio, old, given, words, voice_key, engine_key, speak), _refused)
+    return until_refused(_steps(studio, old, given, words, voice_key, engine_key, speak, page_url), _refused)
 
 
 def stop() -> TrialView:
@@ -135,9 +144,18 @@ def _refused(message: str) -> TrialView:
     return TrialView(status=message)
 
 
+def _review_link(studio: Studio, bundle: Path, page_url: Callable[[Share], str]) -> str | None:
+    """The bundle's page kept under a link; without one (a full disk), the zip is still there to download."""
+    try:
+        return page_url(studio.shares.add_review(bundle, PAGE_NAME))
+    except (OSError, zipfile.BadZipFile):
+        log.exception("the review bundle could not be kept for sharing")
+        return None
+
+
 def _steps(
     studio: Studio, old: Trial | None, given: list[str] | None, words: str | None, voice_key: str | None,
-    engine_key: str | None, speak: bool,
+    engine_key: str | None, speak: bool, page_url: Callable[[Share], str],
 ) -> Iterator[TrialView]:
     trial = Trial.create(studio.settings.work_dir / "trials")
     checking = trial.check(given or [], studio)
@@ -150,7 +168,7 @@ def _steps(
         old.remove()
     cleared = TrialView(
         trial=trial, recommendation="", gallery=None, open_best=Shown(False), grid=None, bundle=None,
-        grid_file=None, verdicts="",
+        grid_file=None, review_link=None, verdicts="",
     )
     reports = chain([first] if first is not None else [], checking)
     for checked, _ in enumerate(reports, start=1):
@@ -172,4 +190,5 @@ def _steps(
     grid_path, bundle_path = trial.export()
     grid = str(grid_path) if grid_path else None
     done = f"Done: {spoken} video(s) side by side; press play to compare them frame for frame. {notes}"
-    yield replace(ranked(trial, done), grid=grid, bundle=str(bundle_path), grid_file=grid)
+    link = _review_link(studio, bundle_path, page_url)
+    yield replace(ranked(trial, done), grid=grid, bundle=str(bundle_path), grid_file=grid, review_link=link)

@@ -7,6 +7,7 @@ result goes to the page through `ui.views.updates`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import gradio as gr
 
@@ -14,6 +15,7 @@ from avatar.studio import Studio
 from avatar.trials.trial import Trial
 from avatar.trials.uploads import MAX_PHOTOS
 from ui import trials_handlers
+from ui.share_page import page_url
 from ui.talk_tab import TalkTab
 from ui.trials_handlers import OpenInTalk, TrialView
 from ui.views import outputs, updates
@@ -70,11 +72,17 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
             with gr.Row():
                 bundle = gr.File(label="Review bundle: videos, contact sheet, offline page", elem_id="trial-bundle")
                 grid_file = gr.File(label="Grid MP4 for chat apps", elem_id="trial-grid-file")
+            review_link = gr.Textbox(
+                label=f"Link to the review page: anyone can open it, for {studio.shares.lifetime} (no zip to send)",
+                placeholder="Once the photos have spoken, the review page gets a link here.",
+                interactive=False, buttons=["copy"], elem_id="trial-review-link",
+            )
     verdicts = gr.Markdown(elem_id="trial-verdicts")
 
     trial_outputs = outputs(
         TrialView, trial=trial_state, status=status, recommendation=recommendation, gallery=gallery,
-        open_best=open_best, grid=grid, bundle=bundle, grid_file=grid_file, verdicts=verdicts,
+        open_best=open_best, grid=grid, bundle=bundle, grid_file=grid_file, review_link=review_link,
+        verdicts=verdicts,
     )
     open_outputs = [talk.photo, talk.text, talk.voice, tabs]
 
@@ -88,8 +96,11 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
         for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, speak=False):
             yield updates(view)
 
-    def check_and_speak(given, words, voice_key, engine_key, old: Trial | None) -> Iterator[tuple]:
-        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, speak=True):
+    def check_and_speak(
+        given, words, voice_key, engine_key, old: Trial | None, request: gr.Request
+    ) -> Iterator[tuple]:
+        link = partial(page_url, request)
+        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, True, link):
             yield updates(view)
 
     def stop_trial() -> tuple:
