@@ -42,18 +42,51 @@ class Cue:
         return next((word for word in self.words if word.start <= seconds < word.end), None)
 
 
-def _ends_line(line: list[Word], following: Word | None) -> bool:
-    if following is None:
-        return True
-    last = line[-1]
-    length = len(" ".join(word.text for word in line))
-    text = last.text.rstrip("\"'”’)]")
-    return (
-        length + 1 + len(following.text) > LINE_CHARS
-        or text.endswith(_SENTENCE_END)
-        or (text.endswith(_CLAUSE_END) and length >= BREAK_AT_COMMA * LINE_CHARS)
-        or following.start - last.end > PAUSE_SECONDS
-    )
+def _text(words: Sequence[Word]) -> str:
+    return " ".join(word.text for word in words)
+
+
+def _ends_with(word: Word, marks: tuple[str, ...]) -> bool:
+    return word.text.rstrip("\"'”’)]").endswith(marks)
+
+
+def _phrases(words: Sequence[Word]) -> list[list[Word]]:
+    """The words cut where a line must end: after a sentence, and at a long pause."""
+    phrases: list[list[Word]] = [[]]
+    for index, word in enumerate(words):
+        phrases[-1].append(word)
+        following = words[index + 1] if index + 1 < len(words) else None
+        if following is not None and (
+            _ends_with(word, _SENTENCE_END) or following.start - word.end > PAUSE_SECONDS
+        ):
+            phrases.append([])
+    return [phrase for phrase in phrases if phrase]
+
+
+def _balanced_lines(phrase: list[Word]) -> list[list[Word]]:
+    """A phrase as lines of at most LINE_CHARS, about equally long, the first ending early after a comma.
+
+    Each line takes its share of what is left ("Good morning, and welcome to the talking
+    photo." is "Good morning," / "and welcome to the talking photo.", not a full line and two words).
+    """
+    lines: list[list[Word]] = []
+    rest = list(phrase)
+    while rest:
+        total = len(_text(rest))
+        if total <= LINE_CHARS:
+            lines.append(rest)
+            break
+        share = -(-total // -(-total // LINE_CHARS))  # ceil(total / lines still needed)
+        line = [rest[0]]
+        for word in rest[1:]:
+            if len(_text(line)) >= BREAK_AT_COMMA * share and _ends_with(line[-1], _CLAUSE_END):
+                break
+            if len(_text([*line, word])) > share:
+                break
+            line.append(word)
+        lines.append(line)
+        rest = rest[len(line) :]
+    return lines
 
 
 def cue_lines(words: Sequence[Word], until: float | None = None) -> tuple[Cue, ...]:
@@ -62,13 +95,7 @@ def cue_lines(words: Sequence[Word], until: float | None = None) -> tuple[Cue, .
     A line is shown from its first word until the next line (at most LINGER_SECONDS after its
     last word); `until` (the video's length) ends the last one no later than the video.
     """
-    lines: list[list[Word]] = []
-    line: list[Word] = []
-    for index, word in enumerate(words):
-        line.append(word)
-        if _ends_line(line, words[index + 1] if index + 1 < len(words) else None):
-            lines.append(line)
-            line = []
+    lines = [line for phrase in _phrases(words) for line in _balanced_lines(phrase)]
     cues: list[Cue] = []
     for index, line in enumerate(lines):
         said = line[-1].end

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from avatar.faces import find_faces
-from avatar.media import probe, read_frames
+from avatar.media import parse_webvtt, probe, read_frames, read_subtitles
 from bench.page_driver import AppServer
 from tests.helpers import ASTRONAUT, COFFEE
 
@@ -42,15 +42,15 @@ def landmark_tracks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def test_the_astronaut_says_the_sentence_streamed_into_the_page_then_as_one_mp4(app_url, tmp_path):
     updates = generate(app_url, ASTRONAUT, "Hello there, nice to meet you.")
-    players = [video for video, _, _ in updates if isinstance(video, str) and "data-live-src" in video]
+    players = [video for video, *_ in updates if isinstance(video, str) and "data-live-src" in video]
     assert players, "the page was given no live player"
-    progress = [status for _, _, status in updates if isinstance(status, str) and "of video ready" in status]
+    progress = [status for *_, status in updates if isinstance(status, str) and "of video ready" in status]
     assert progress, "no streamed segment was reported"
     live_path = players[0].split('data-live-src="')[1].split('"')[0]
     with urllib.request.urlopen(app_url + live_path, timeout=60) as answer:
         (tmp_path / "live.mp4").write_bytes(answer.read())
     live = probe(tmp_path / "live.mp4")
-    _, download, status = updates[-1]
+    _, (download, subtitles), _, status = updates[-1]
     assert "Joe (offline" in status and "Embedded photo animator" in status
     spoken = float(status.split("all ")[1].split(" s of video")[0])
     info = probe(Path(download))
@@ -60,6 +60,9 @@ def test_the_astronaut_says_the_sentence_streamed_into_the_page_then_as_one_mp4(
     assert live.video_seconds == pytest.approx(info.video_seconds, abs=0.1), "the live stream lost pictures"
     # All of the speech, plus at most the encoder's priming as silence after the last frame.
     assert 0.0 <= live.audio_seconds - live.video_seconds < 0.1, "the live stream lost audio"
+    captions = [text for *_, text in read_subtitles(Path(download))]
+    assert " ".join(captions) == "Hello there, nice to meet you."
+    assert [text for *_, text in parse_webvtt(Path(subtitles).read_text())] == captions
 
     frames = read_frames(Path(download))
     lip_gap, eye_span, nose_drop = landmark_tracks(frames[::2])
@@ -72,6 +75,6 @@ def test_the_astronaut_says_the_sentence_streamed_into_the_page_then_as_one_mp4(
 
 def test_a_photo_with_no_face_gets_a_clear_message_and_no_video(app_url):
     updates = generate(app_url, COFFEE, "Hello there.")
-    video, download, status = updates[-1]
+    video, download, _, status = updates[-1]
     assert "No face was found" in status
     assert download is None

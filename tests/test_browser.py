@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from avatar.media import parse_webvtt
 from bench.page_driver import CHROMIUM, AppServer, PageDriver, launch_chromium
 from tests.helpers import GRACE_HOPPER
 
@@ -126,3 +127,72 @@ def test_a_photo_clicked_in_the_trials_opens_in_the_talk_tab_with_the_trials_sen
         browser.close()
     assert trial_status.startswith("2 photo(s) checked, 1 usable.")
     assert tab == "Talk" and photo.endswith("grace_hopper.jpg") and text == "Grace says hello."
+
+
+CAPTION = """() => {
+  const video = document.querySelector('#video video');
+  const box = document.querySelector('#captions .live-captions');
+  const line = box?.querySelector('.caption-line');
+  return { now: video?.currentTime ?? 0, at: Number(line?.dataset.time ?? -1), line: line?.innerText ?? '',
+           spoken: line?.querySelector('.spoken')?.innerText ?? null, shown: !!line && !line.hidden,
+           cues: JSON.parse(box?.dataset.cues ?? '[]') };
+}"""
+
+SEEK = "at => { const video = document.querySelector('#video video'); video.pause(); video.currentTime = at; }"
+
+
+def said_at(cues: list[dict], seconds: float) -> tuple[str, str | None]:
+    """The line and the word being said at `seconds`, by the cues the page was given."""
+    cue = next((cue for cue in cues if cue["start"] <= seconds < cue["end"]), None)
+    if cue is None:
+        return "", None
+    word = next((text for text, start, end in cue["words"] if start <= seconds < end), None)
+    return " ".join(text for text, _, _ in cue["words"]), word
+
+
+def test_captions_under_the_live_video_show_the_word_being_said_when_the_picture_shows_it(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        driver = PageDriver(page, server.url)
+        driver.type_text(SPEECH)
+        driver.generate()
+        driver.wait_first_picture(timeout=90)
+        # The first word (from about 0.05 s): its caption must be there as soon as the picture is.
+        page.wait_for_function("() => document.querySelector('#video video').currentTime > 0.3", timeout=WAIT_MS)
+        live = [page.evaluate(CAPTION)]
+        working = "Working" in driver.status()
+        for _ in range(5):
+            time.sleep(0.45)
+            live.append(page.evaluate(CAPTION))
+        driver.wait_finished(timeout=180)
+        links = page.locator("#download a").evaluate_all("links => links.map(link => link.href)")
+        subtitles = next(link for link in links if link.endswith(".vtt"))
+        webvtt = page.request.get(subtitles).text()
+        # Seeking the finished video: the captions follow it.
+        seeked = []
+        for moment in (4.0, 1.0):
+            page.evaluate(SEEK, moment)
+            page.wait_for_function("() => !document.querySelector('#video video').seeking")
+            page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            seeked.append(page.evaluate(CAPTION))
+        page.locator("#captions .caption-toggle").click()
+        hidden = page.evaluate(CAPTION)
+        page.locator("#captions .caption-toggle").click()
+        shown_again = page.evaluate(CAPTION)
+        browser.close()
+    assert working, "the run had ended before the captions could be watched live"
+    assert live[0]["line"] and live[0]["line"] == said_at(live[0]["cues"], live[0]["at"])[0], live[0]
+    for caption in live:
+        assert abs(caption["at"] - caption["now"]) < 0.3, "the caption does not follow the video's clock"
+        assert (caption["line"], caption["spoken"]) == said_at(caption["cues"], caption["at"]), caption
+    assert any(caption["spoken"] for caption in live), "no word was ever marked while it was said"
+    final = seeked[-1]["cues"]
+    assert [line for _, _, line in parse_webvtt(webvtt)] == [" ".join(w[0] for w in cue["words"]) for cue in final]
+    assert " ".join(line for _, _, line in parse_webvtt(webvtt)) == SPEECH
+    for caption in seeked:
+        assert caption["at"] == pytest.approx(caption["now"], abs=0.001)
+        assert caption["line"] and (caption["line"], caption["spoken"]) == said_at(final, caption["now"])
+    assert not hidden["shown"] and shown_again["shown"] and shown_again["line"] == seeked[-1]["line"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from dataclasses import replace
 
 import pytest
@@ -16,6 +18,8 @@ from avatar.speech.utterance import Word
 from avatar.speech.voices import OFFLINE_OPTION, Speaker
 from avatar.studio import Studio
 from tests.helpers import ASTRONAUT
+from ui.talk_handlers import talk
+from ui.views import KEEP
 
 # Three sentences; the first is spoken in two parts (quick start), so there are three joins.
 SPEECH = "Good morning, and welcome to the 2nd demo. Dr. Smith will see you at 3 pm. Bye!"
@@ -49,6 +53,14 @@ def test_lines_hold_every_word_once_in_order_and_are_short_enough_to_read_at_a_g
     assert all(len(cue.text) <= LINE_CHARS for cue in cues)
     assert all(cue.start == cue.words[0].start for cue in cues)
     assert all(before.end <= after.start for before, after in zip(cues, cues[1:], strict=False))
+
+
+def test_a_sentence_too_long_for_one_line_is_cut_into_even_lines_at_a_comma_if_there_is_one():
+    said = "Good morning, and welcome to the talking photo. I am speaking while the rest of this video is made."
+    cues = cue_lines([Word(text, index * 0.3, index * 0.3 + 0.25) for index, text in enumerate(said.split())])
+    assert [cue.text for cue in cues] == [
+        "Good morning,", "and welcome to the talking photo.", "I am speaking while the", "rest of this video is made."
+    ]
 
 
 def test_a_line_ends_with_its_sentence_and_at_a_long_pause():
@@ -138,3 +150,21 @@ def test_markup_removed_from_the_text_never_shows_in_the_captions(tmp_path):
             tracks = read_subtitles(event.video)
     assert [word.text for word in run.words()] == ["Hello", "world &", "you."]
     assert [text for _, _, text in beside] == [text for _, _, text in tracks] == ["Hello world & you."]
+
+
+def shown_cues(box: str) -> list[list[str]]:
+    """The lines a captions box holds, as words."""
+    cues = json.loads(html.unescape(box.split('data-cues="')[1].split('"')[0]))
+    return [[text for text, _, _ in cue["words"]] for cue in cues]
+
+
+def test_the_talk_tab_gets_the_captions_before_the_video_shows_them_then_the_webvtt_with_the_mp4(tmp_path):
+    studio = Studio(replace(Settings(), voice="offline", player="mse", work_dir=tmp_path))
+    views = list(talk(studio, str(ASTRONAUT), "Hello there. Nice to meet you.", "offline:joe", "default"))
+    boxes = [(index, view.captions) for index, view in enumerate(views) if view.captions is not KEEP]
+    first_segment = next(index for index, view in enumerate(views) if "of video ready" in str(view.status))
+    assert boxes[0] == (0, boxes[0][1]) and shown_cues(boxes[0][1]) == [], "the last run's captions stayed"
+    assert any(index < first_segment and shown_cues(box) for index, box in boxes), "captions came after the video"
+    assert shown_cues(boxes[-1][1]) == [["Hello", "there."], ["Nice", "to", "meet", "you."]]
+    mp4, captions = views[-1].download
+    assert mp4.endswith(".mp4") and captions.endswith(".vtt")

@@ -99,7 +99,7 @@ def test_a_third_engine_in_its_own_folder_runs_through_the_real_page_with_one_re
     )
     with AppServer(tmp_path, argv=["-c", launcher]) as server:
         updates = generate(server.url, ASTRONAUT, "Hello there.", engine="still-photo")
-    *_, (_, download, status) = updates
+    *_, (_, (download, _), _, status) = updates
     assert "Still photo" in status, status
     frames = read_frames(download)
     assert len(frames) > 10

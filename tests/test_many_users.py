@@ -114,7 +114,7 @@ def test_two_visitors_get_their_own_videos_and_one_stop_does_not_stop_the_other(
     bob_updates = [tuple(update) for update in bob_job]
     assert "Spoken by" in alice_updates[-1][-1]
     assert "Stopped" in bob_updates[-1][-1] and bob_updates[-1][1] is None
-    alice_video = Path(alice_updates[-1][1])
+    alice_video = Path(alice_updates[-1][1][0])
     bob_segments = {Path(update[0]).parent for update in bob_updates if isinstance(update[0], str)}
     assert alice_video.parent not in bob_segments
 

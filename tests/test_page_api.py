@@ -29,7 +29,7 @@ def client(tmp_path_factory):
 
 
 def talk(client: Client, photo: Path, text: str) -> tuple:
-    """The last update of one run: (video, download, status)."""
+    """The last update of one run: (video, download, captions, status)."""
     return tuple(list(client.submit(handle_file(str(photo)), text, "offline:joe", "default", api_name="/run"))[-1])
 
 
@@ -56,7 +56,7 @@ def test_every_endpoint_a_client_may_call_is_named_and_nothing_else_is_listed(cl
 def test_a_file_that_is_not_a_picture_uploaded_as_the_face_gets_the_apps_plain_sentence(client, tmp_path, data):
     fake = write(tmp_path / "face.png", data)
     assert client.predict(handle_file(str(fake)), api_name="/preview_face") == (None, NOT_A_PICTURE)
-    assert talk(client, fake, "Hello there.") == (None, None, NOT_A_PICTURE)
+    assert talk(client, fake, "Hello there.") == (None, None, "", NOT_A_PICTURE)
 
 
 def test_a_decompression_bomb_is_refused_by_its_pixel_count_before_anything_decodes_it(client, tmp_path):
@@ -74,8 +74,8 @@ def test_an_upload_over_the_byte_limit_is_refused_by_its_size_before_anything_de
 
 
 def test_markup_in_the_text_is_not_read_aloud_and_the_status_line_says_it_was_removed(client):
-    _, marked_video, marked = talk(client, ASTRONAUT, SSML)
-    _, _, plain = talk(client, ASTRONAUT, "Hello world")
+    _, marked_video, _, marked = talk(client, ASTRONAUT, SSML)
+    _, _, _, plain = talk(client, ASTRONAUT, "Hello world")
     assert marked_video and MARKUP_REMOVED in marked and MARKUP_REMOVED not in plain
     assert spoken_seconds(marked) == pytest.approx(spoken_seconds(plain), abs=0.1), "the tags were spoken"
 

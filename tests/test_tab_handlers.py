@@ -57,7 +57,7 @@ def test_a_run_streams_into_the_live_player_then_offers_the_mp4(studio):
     assert isinstance(first.run, Run) and "data-live-src" in first.video and first.download is None
     assert first.status.startswith("Working: 1 sentence(s) with Joe")
     assert all(view.video is KEEP for view in views[1:]), "the live player was replaced mid-run"
-    assert last.run is None and last.download.endswith(".mp4") and last.status.startswith("Spoken by")
+    assert last.run is None and last.download[0].endswith(".mp4") and last.status.startswith("Spoken by")
 
 
 def test_markup_in_the_text_is_not_spoken_and_the_status_line_says_it_was_removed(studio):
@@ -118,13 +118,13 @@ def test_a_refusal_from_zerogpu_reads_as_one_sentence_in_both_tabs(studio, monke
 
     monkeypatch.setattr(studio, "start_run", no_gpu)
     talked = list(talk(studio, str(ASTRONAUT), "Hello.", "offline:joe", "default"))
-    assert talked[-1] == TalkView(run=None, video=None, download=None, status=f"⚠️ {NO_GPU}")
+    assert talked[-1] == TalkView(run=None, video=None, download=None, captions="", status=f"⚠️ {NO_GPU}")
     tried = list(run_trial(studio, [str(ASTRONAUT)], "Hello.", "offline:joe", "default", None, True))
     assert tried[-1] == TrialView(status=f"⚠️ {NO_GPU}")
 
 
 def test_a_view_becomes_one_update_per_component_in_the_order_of_its_fields():
-    assert updates(TalkView(download=None, status="Stopped.")) == (gr.skip(), gr.skip(), None, "Stopped.")
+    assert updates(TalkView(download=None, status="Stopped.")) == (gr.skip(), gr.skip(), None, gr.skip(), "Stopped.")
     assert updates(FacePreview(None, "Hi"))[1] == "Hi"
     assert updates(TrialView(open_best=Shown(False)))[4] == gr.update(visible=False)
     with pytest.raises(TypeError, match="fills"):

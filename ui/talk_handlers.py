@@ -7,13 +7,15 @@ No Gradio component appears here, so each step can be called and checked without
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from avatar.captions import Cue, as_json
 from avatar.live_stream import MIME_TYPE
-from avatar.session import Run, RunCancelled, RunFinished, SegmentReady
+from avatar.session import CaptionsReady, Run, RunCancelled, RunFinished, SegmentReady
 from avatar.speech.voices import VoiceCatalogue
 from avatar.studio import Studio, describe
 from ui.refusals import VISITOR_PROBLEMS, plain_message, until_refused
@@ -29,7 +31,8 @@ class TalkView:
 
     run: Run | None | Keep = KEEP
     video: str | None | Keep = KEEP  # the live player's HTML, or (AVATAR_PLAYER=hls) a segment's path
-    download: str | None | Keep = KEEP
+    download: list[str] | None | Keep = KEEP  # the MP4, and its captions as WebVTT when there are any
+    captions: str | Keep = KEEP  # the captions so far, for ui/captions.js to show under the video
     status: str | Keep = KEEP
 
 
@@ -53,6 +56,15 @@ def live_player(path: str) -> str:
     return (
         f'<video data-live-src="{html.escape(path)}" data-live-type="{html.escape(MIME_TYPE)}" '
         'autoplay playsinline controls style="width: 100%; max-height: 512px; background: #000"></video>'
+    )
+
+
+def caption_track(cues: tuple[Cue, ...]) -> str:
+    """The captions box under the video: the cues so far (as JSON), the line ui/captions.js fills, and its switch."""
+    data = html.escape(json.dumps(as_json(cues), ensure_ascii=False), quote=True)
+    return (
+        f'<div class="live-captions" data-cues="{data}"><p class="caption-line" aria-live="off"></p>'
+        '<label class="caption-switch"><input type="checkbox" class="caption-toggle" checked> Captions</label></div>'
     )
 
 
@@ -89,7 +101,7 @@ def stop(current: Run | None) -> TalkView:
 
 
 def _refused(message: str) -> TalkView:
-    return TalkView(run=None, video=None, download=None, status=message)
+    return TalkView(run=None, video=None, download=None, captions="", status=message)
 
 
 def _queued(
@@ -106,14 +118,19 @@ def _run(current: Run) -> Iterator[TalkView]:
     working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
     notice = f"\n\n{current.stats.notice}" if current.stats.notice else ""
     player = live_player(f"live/{current.live.token}") if current.live is not None else None
-    yield TalkView(run=current, video=player, download=None, status=f"{working}…{notice}")
+    yield TalkView(run=current, video=player, download=None, captions=caption_track(()), status=f"{working}…{notice}")
     try:
         for event in current.events():
             if isinstance(event, SegmentReady):
                 segment = str(event.path) if current.live is None else KEEP
                 ready = f"{working}: {event.start + event.duration:.1f} s of video ready…{notice}"
                 yield TalkView(run=current, video=segment, status=ready)
+            elif isinstance(event, CaptionsReady):
+                yield TalkView(captions=caption_track(event.cues))
             elif isinstance(event, RunFinished):
-                yield TalkView(run=None, download=str(event.video), status=describe(event.stats))
+                files = [str(path) for path in (event.video, event.subtitles) if path is not None]
+                yield TalkView(
+                    run=None, download=files, captions=caption_track(event.cues), status=describe(event.stats)
+                )
     except RunCancelled:
         yield TalkView(run=None, download=None, status="Stopped.")

@@ -19,7 +19,7 @@ from ui.photo_input import photo_input
 from ui.talk_handlers import FacePreview, TalkView
 from ui.views import outputs, updates
 
-SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js")]
+SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js", "captions.js")]
 
 EXAMPLE_SENTENCES = [
     "Hello there, nice to meet you.",
@@ -85,12 +85,13 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 video = gr.Video(
                     label="Talking face", streaming=True, autoplay=True, interactive=False, elem_id="video"
                 )
+            captions = gr.HTML("", elem_id="captions")  # under the video: ui/captions.js shows the line being said
             gr.HTML("", elem_id="playback-stats", head=page_head())
-            download = gr.File(label="Download the MP4", interactive=False, elem_id="download")
+            download = gr.File(label="Download the MP4 and its captions", interactive=False, elem_id="download")
             status = gr.Markdown(elem_id="status")
 
     face_outputs = outputs(FacePreview, crop=crop, note=face_note)
-    run_outputs = outputs(TalkView, run=run_state, video=video, download=download, status=status)
+    run_outputs = outputs(TalkView, run=run_state, video=video, download=download, captions=captions, status=status)
 
     def pick_sample(selection: gr.SelectData) -> str:
         return samples[selection.index]
