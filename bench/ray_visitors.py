@@ -17,7 +17,7 @@ Under a time limit per command, run the phases apart and join the tables:
     python bench/ray_visitors.py --out $OUT --replicas 0
     python bench/ray_visitors.py --out $OUT --replicas 1 --merge $OUT/ray_visitors.json
     python bench/ray_visitors.py --out $OUT --replicas 2 --merge $OUT/ray_visitors.json
-Fewer warmed batch sizes (each compiles for a minute or two): --sizes 1,8,16.
+Fewer warmed batch sizes (each compiles for a minute or two; steps are at most 8 sessions): --sizes 1,8.
 Ray's cost alone, with a stand-in engine that draws nothing (any machine, a minute):
     python bench/ray_visitors.py --stand-in --out $OUT --replicas 0,1 --levels ""
 Quick check of the script on a CPU (tiny models, CPU replicas; checks the plumbing, not the speed):
@@ -72,7 +72,9 @@ class RandomWeights(EngineSettings):
     batch_sizes: tuple[int, ...] | None = None
 
 
-def read_random_weights(variant: str, tiny: bool, size: int, batch_sizes: tuple[int, ...] | None, sessions: int):
+def read_random_weights(
+    variant: str, tiny: bool, size: int, batch_sizes: tuple[int, ...] | None, sessions: int
+) -> RandomWeights:
     """The settings, read where the engine is built: sessions by that host's GPU unless asked for."""
     return RandomWeights(sessions or default_sessions(), variant, tiny, size, batch_sizes)
 
@@ -82,7 +84,7 @@ def build_random_flashhead(settings: RandomWeights, device: torch.device, progre
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     pipeline = build_pipeline(settings.variant, settings.tiny, device, dtype, settings.size)
     engine = FlashHeadEngine(pipeline, settings.variant, sessions=settings.sessions)
-    engine.optimise(compiled=device.type == "cuda", sizes=settings.batch_sizes)
+    engine.optimise(compiled=device.type == "cuda", sizes=settings.batch_sizes, progress=progress)
     return engine
 
 
@@ -237,7 +239,7 @@ def phase(args: argparse.Namespace, spec: EngineSpec, replicas: int, report: dic
     else:
         device = torch.device("cuda" if spec.needs_cuda else "cpu")
         settings = spec.read_settings()
-        engine = spec.build(settings, device, None)
+        engine = spec.build(settings, device, lambda fraction, what: print(f"  {what}", flush=True))
         slots = settings.sessions
     built = time.perf_counter() - start
     print(f"  built and warmed in {built:.0f} s; {slots} sessions at once; {engine.info.device}", flush=True)
@@ -327,7 +329,7 @@ def main() -> None:
     parser.add_argument("--speech", default="8,15", help="seconds of speech a visitor, least,most")
     parser.add_argument("--trips", type=int, default=20, help="steps timed for a chunk's trip")
     parser.add_argument("--sessions", type=int, default=0, help="sessions per engine (default: by its GPU's size)")
-    parser.add_argument("--sizes", default=None, help="batch sizes to warm, e.g. 1,8,16 (default: the engine's)")
+    parser.add_argument("--sizes", default=None, help="batch sizes to warm, e.g. 1,8 (default: the engine's)")
     parser.add_argument("--variant", choices=("lite", "pro"), default="lite")
     parser.add_argument("--size", type=int, default=None, help="frame size (default 512, tiny 64)")
     parser.add_argument("--replica-cpus", type=float, default=1.0, help="CPU cores Ray reserves per replica")

@@ -63,7 +63,9 @@ class EngineReplica:
     def __init__(self, spec: EngineSpec) -> None:
         self.settings = spec.read_settings()
         device = choose_device("cuda" if ray.get_gpu_ids() else "cpu", spec.label, spec.needs_cuda)
-        self.engine = spec.build(self.settings, device, None)
+        # The build's progress (weights fetched, sizes compiled: minutes for FlashHead) goes to the replica's
+        # log, which Ray shows in the output of the app that deployed it.
+        self.engine = spec.build(self.settings, device, lambda fraction, what: print(f"{spec.label}: {what}"))
         self.replica_id = serve.get_replica_context().replica_id.unique_id
         self.sessions: dict[str, HeldSession] = {}
         self.threads = ThreadPoolExecutor(THREADS_PER_SESSION * self.settings.sessions, thread_name_prefix="engine")
