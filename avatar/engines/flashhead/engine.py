@@ -121,24 +121,31 @@ class FlashHeadEngine(Engine):
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.size)
         compiled = device.type == "cuda" if compile_models is None else compile_models
         engine = cls(pipeline, settings.variant, sessions=settings.sessions)
-        engine.optimise(compiled, progress=progress)
+        largest = engine.scheduler.batching.largest
+        sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes}))
+        engine.optimise(compiled, sizes=sizes if compiled else None, progress=progress, pad=True)
         return engine
 
     def optimise(
-        self, compiled: bool, sizes: tuple[int, ...] | None = None, progress: Progress | None = None
+        self,
+        compiled: bool,
+        sizes: tuple[int, ...] | None = None,
+        progress: Progress | None = None,
+        pad: bool = False,
     ) -> dict[int, float]:
         """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
         compilation happens at load; the seconds each size took.
 
         The sizes are `sizes` (1 among them) or, compiled, powers of two up to the largest step; uncompiled
-        and without `sizes`, a forward may have any size.
+        and without `sizes`, a forward may have any size. With `pad`, a step takes every waiting session (up
+        to the largest step) and is padded up to the next warmed size; else it takes a warmed size's worth.
         """
         self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
         self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs)
         if not compiled and sizes is None:
             return {}
         self.batch_sizes = sizes or step_sizes(self.scheduler.batching.largest)
-        self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes)
+        self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes, pad=pad)
         return self.warm_up(progress) if compiled else {}
 
     def run(self, fn: Callable[..., T], *args: object) -> T:

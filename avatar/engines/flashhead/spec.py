@@ -5,7 +5,9 @@ Settings (each read once, from the environment):
 - AVATAR_WAV2VEC2_WEIGHTS: the wav2vec2-base-960h folder or hub id;
 - AVATAR_FLASHHEAD_VARIANT: which of the two "auto" preselects when the weights are on this computer;
 - AVATAR_FLASHHEAD_SESSIONS: sessions drawn at once (its batch capacity; by default from the GPU's size);
-- AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512).
+- AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512);
+- AVATAR_FLASHHEAD_WARM_SIZES: the batch sizes compiled at load (each takes about 140 s on an H200); a step of
+  sessions is padded up to the next of them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ VARIANTS = ("lite", "pro")
 # about 430 useful frames/s batched on an H100 or H200 (bench/RESULTS.md): 16 sessions of 25 fps; a 40-48 GiB
 # card (A100 40GB, L40S) about half that; smaller ones a few. Not from any GPU: 1 (ZeroGPU books a GPU per run).
 SESSIONS_BY_GPU_GIB = ((70, 16), (40, 8), (0, 2))
+# Compiled at load: a lone visitor's step, and a full one that every step of 2 to 8 is padded up to. Measured on
+# an H200 (bench/RESULTS.md): 140 s of compiling a size, so 1, 2, 4 and 8 would keep the app from starting
+# for over nine minutes; with 1 and 8 sixteen visitors at once got their first frames within 0.74 s (p95).
+WARM_SIZES = (1, 8)
 
 
 def default_sessions() -> int:
@@ -43,6 +49,7 @@ class FlashHeadSettings(EngineSettings):
     wav2vec2_weights: str = "facebook/wav2vec2-base-960h"
     preferred_variant: str = "lite"
     size: int = 512
+    warm_sizes: tuple[int, ...] = WARM_SIZES
 
     @classmethod
     def from_env(cls, variant: str) -> FlashHeadSettings:
@@ -54,11 +61,17 @@ class FlashHeadSettings(EngineSettings):
             wav2vec2_weights=env_str("AVATAR_WAV2VEC2_WEIGHTS", defaults.wav2vec2_weights),
             preferred_variant=env_str("AVATAR_FLASHHEAD_VARIANT", defaults.preferred_variant).lower(),
             size=env_int("AVATAR_FLASHHEAD_SIZE", defaults.size),
+            warm_sizes=_sizes(env_str("AVATAR_FLASHHEAD_WARM_SIZES", ",".join(map(str, defaults.warm_sizes)))),
         )
 
     def preselect(self) -> bool:
         """Preselected where it can run when its weights are in a local folder (nothing to download)."""
         return self.variant == self.preferred_variant and Path(self.weights).expanduser().is_dir()
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """"1,8" -> (1, 8): batch sizes, 1 always among them."""
+    return tuple(sorted({1, *(int(part) for part in text.split(",") if part.strip())}))
 
 
 def _build(settings: FlashHeadSettings, device: torch.device, progress: Progress | None):
