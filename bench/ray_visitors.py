@@ -50,12 +50,11 @@ from avatar.engines.base import Engine, FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.engine import FlashHeadEngine  # noqa: E402
 from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress  # noqa: E402
-from avatar.errors import UserFacingError  # noqa: E402
 from avatar.serving.cluster import RayCluster, ServingSettings, replica_runtime_env  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
 from bench.flashhead_speed import bench_face, build_pipeline  # noqa: E402
 from bench.results import write_section  # noqa: E402
-from bench.visitors import MAX_WAITING, Plan, Visit, percentile, plan_visitors, sentences_of  # noqa: E402
+from bench.visitors import MAX_WAITING, Plan, Visit, percentile, plan_visitors, visit  # noqa: E402
 
 SECTION = "Engine replicas on several GPUs (Ray Serve)"
 GOAL_SPEEDUP = 1.8
@@ -155,45 +154,14 @@ def trips(engine: Engine, face_size: int, count: int) -> dict:
     }
 
 
-def ride(engine: Engine, line: WaitingLine, plan: Plan, visit: Visit, t0: float, face_size: int) -> None:
-    """One visitor as the app serves them (bench/visitors.py's, for any engine): a place in line, then
-    the run's engine stage, sentence by sentence as the voice makes them."""
-
-    def now() -> float:
-        return time.perf_counter() - t0
-
-    time.sleep(max(0.0, plan.arrival - now()))
-    speech = sentences_of(plan)
-    face = bench_face(face_size, seed=plan.number)
-    try:
-        with line.place(engine.key) as place:
-            for _ in place.wait():
-                pass
-            visit.admitted = now()
-            session = engine.start(face)
-            for made, utterance in speech:
-                time.sleep(max(0.0, visit.admitted + made - now()))
-                if visit.first_sentence is None:
-                    visit.first_sentence = now()
-                for frames in session.push(utterance):
-                    visit.pieces.append((now(), len(frames)))
-            for frames in session.finish():
-                visit.pieces.append((now(), len(frames)))
-    except UserFacingError as error:  # before admission, the line was full; after, the engine failed the run
-        visit.refused = visit.admitted is None
-        visit.error = "" if visit.refused else str(error)
-    except Exception as error:  # a failed visitor is counted, and must not stop the run
-        visit.error = f"{type(error).__name__}: {error}"
-
-
 def visitors(engine: Engine, slots: int, load: float, plans: list[Plan], face_size: int, drain: float) -> dict:
     """The planned visitors through a waiting line of `slots` running places and the engine; their numbers."""
     line = WaitingLine(MAX_WAITING, {engine.key: slots})
     visits = [Visit(p.number, p.arrival, sum(p.sentences)) for p in plans]
     t0 = time.perf_counter()
     threads = [
-        threading.Thread(target=ride, args=(engine, line, plan, visit, t0, face_size), daemon=True)
-        for plan, visit in zip(plans, visits, strict=True)
+        threading.Thread(target=visit, args=(engine, line, plan, record, t0, face_size), daemon=True)
+        for plan, record in zip(plans, visits, strict=True)
     ]
     for thread in threads:
         thread.start()

@@ -41,6 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import FPS, SAMPLES_PER_FRAME  # noqa: E402
+from avatar.engines.base import Engine  # noqa: E402
 from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine  # noqa: E402
 from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
 from avatar.errors import UserFacingError  # noqa: E402
@@ -149,15 +150,16 @@ def sentences_of(plan: Plan) -> list[tuple[float, Utterance]]:
     return out
 
 
-def visit(engine: FlashHeadEngine, line: WaitingLine, plan: Plan, visit: Visit, t0: float) -> None:
-    """One visitor, as the app serves them: a place in line, then the run's engine stage."""
+def visit(engine: Engine, line: WaitingLine, plan: Plan, visit: Visit, t0: float, face_size: int) -> None:
+    """One visitor, as the app serves them: a place in line, then the run's engine stage, sentence by sentence
+    as the voice makes them."""
 
     def now() -> float:
         return time.perf_counter() - t0
 
     time.sleep(max(0.0, plan.arrival - now()))
     speech = sentences_of(plan)
-    face = bench_face(engine.pipeline.size, seed=plan.number)
+    face = bench_face(face_size, seed=plan.number)
     try:
         with line.place(engine.key) as place:
             for _ in place.wait():
@@ -172,8 +174,9 @@ def visit(engine: FlashHeadEngine, line: WaitingLine, plan: Plan, visit: Visit, 
                     visit.pieces.append((now(), len(frames)))
             for frames in session.finish():
                 visit.pieces.append((now(), len(frames)))
-    except UserFacingError:
-        visit.refused = True
+    except UserFacingError as error:  # before admission, the line was full; after, the engine failed the run
+        visit.refused = visit.admitted is None
+        visit.error = "" if visit.refused else str(error)
     except Exception as error:  # a failed visitor is counted, and must not stop the run
         visit.error = f"{type(error).__name__}: {error}"
 
@@ -209,7 +212,8 @@ def serve(engine: FlashHeadEngine, service: str, load: float, plans: list[Plan],
     log.steps.clear()
     t0 = time.perf_counter()
     pairs = zip(plans, visits, strict=True)
-    threads = [threading.Thread(target=visit, args=(engine, line, p, v, t0), daemon=True) for p, v in pairs]
+    size = engine.pipeline.size
+    threads = [threading.Thread(target=visit, args=(engine, line, p, v, t0, size), daemon=True) for p, v in pairs]
     for thread in threads:
         thread.start()
     last_report = 0.0
