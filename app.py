@@ -28,8 +28,6 @@ from ui.share_page import share_routes
 from ui.talk_tab import build_talk_tab
 from ui.trials_tab import build_trials_tab
 
-# The page's layout on a phone and on a desktop (media queries; ui/layout.js scrolls the player into view).
-LAYOUT_CSS = Path(__file__).parent / "ui" / "layout.css"
 INTRO = """# Talking photo
 Pick a face, type a sentence, press **Generate**: the face speaks it, streamed into the page as it is made.
 
@@ -82,7 +80,6 @@ def main() -> None:
             app_kwargs={"routes": live_routes(studio) + share_routes(studio.shares)},
             allowed_paths=[str(Path(__file__).parent / "assets")],
             footer_links=["api"],
-            css_paths=[LAYOUT_CSS],
             ssr_mode=False,
         )
     finally:

@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.screenshots --tag after      # writes docs/screens/{phone,desktop}-after*.png
 
-For each size: the first screen after the page loads, and the screen a moment after the first
-picture of a run (what the visitor sees having pressed Generate, without scrolling). The PNGs are
-reduced to 256 colours so that they stay small in the repository.
+For each size: the first screen after the page loads, the screen a moment after the first picture
+of a run (what the visitor sees having pressed Generate, without scrolling), the screen when the run
+is done and, where the page has a Share button, the link it gives and the page that link opens (on
+the phone). The PNGs are reduced to 256 colours so that they stay small in the repository.
 """
 
 from __future__ import annotations
@@ -52,12 +53,34 @@ def shoot(url: str, out: Path, tag: str) -> list[Path]:
             page.screenshot(path=str(finished))
             height_px = page.evaluate("() => document.documentElement.scrollHeight")
             print(f"{name}: page {width}x{height_px} px")
-            page.close()
             written += [loaded, running, finished]
+            if page.locator("#share").count() and page.locator("#share").is_visible():
+                written += share(browser, page, out, name, tag, (width, height))
+            page.close()
         browser.close()
     for path in written:
         shrink(path)
     return written
+
+
+def share(browser, page, out: Path, name: str, tag: str, size: tuple[int, int]) -> list[Path]:
+    """Press Share: the screen with the link, and (on the phone) the page the link opens for a stranger."""
+    page.locator("#share").click()
+    box = "#share-link textarea, #share-link input"
+    page.wait_for_function(f"() => (document.querySelector('{box}')?.value ?? '').includes('/share/')")
+    time.sleep(1.0)
+    shared = out / f"{name}-{tag}-shared.png"
+    page.screenshot(path=str(shared))
+    if name != "phone":
+        return [shared]
+    stranger = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    opened = stranger.new_page()
+    opened.goto(page.locator(box).first.input_value())
+    opened.wait_for_function("() => document.querySelector('#video').readyState >= 2")
+    link_page = out / f"share-page-{tag}.png"
+    opened.screenshot(path=str(link_page))
+    stranger.close()
+    return [shared, link_page]
 
 
 def main() -> None:

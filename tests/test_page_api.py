@@ -44,7 +44,9 @@ def write(path: Path, data: bytes) -> Path:
 
 def test_every_endpoint_a_client_may_call_is_named_and_nothing_else_is_listed(client):
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/preview_face", "/run", "/stop_run", "/check_photos", "/check_and_speak"}
+    assert set(api["named_endpoints"]) == {
+        "/preview_face", "/run", "/stop_run", "/share_video", "/check_photos", "/check_and_speak"
+    }
     assert api["unnamed_endpoints"] == {}
 
 

@@ -118,13 +118,15 @@ def test_a_refusal_from_zerogpu_reads_as_one_sentence_in_both_tabs(studio, monke
 
     monkeypatch.setattr(studio, "start_run", no_gpu)
     talked = list(talk(studio, str(ASTRONAUT), "Hello.", "offline:joe", "default"))
-    assert talked[-1] == TalkView(run=None, video=None, download=None, captions="", status=f"⚠️ {NO_GPU}")
+    assert talked[-1] == TalkView(run=None, video=None, download=None, captions="", status=f"⚠️ {NO_GPU}", shared=None)
     tried = list(run_trial(studio, [str(ASTRONAUT)], "Hello.", "offline:joe", "default", None, True))
     assert tried[-1] == TrialView(status=f"⚠️ {NO_GPU}")
 
 
 def test_a_view_becomes_one_update_per_component_in_the_order_of_its_fields():
-    assert updates(TalkView(download=None, status="Stopped.")) == (gr.skip(), gr.skip(), None, gr.skip(), "Stopped.")
+    assert updates(TalkView(download=None, status="Stopped.")) == (
+        gr.skip(), gr.skip(), None, gr.skip(), "Stopped.", gr.skip()
+    )
     assert updates(FacePreview(None, "Hi"))[1] == "Hi"
     assert updates(TrialView(open_best=Shown(False)))[4] == gr.update(visible=False)
     with pytest.raises(TypeError, match="fills"):

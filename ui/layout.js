@@ -50,14 +50,18 @@
     requestAnimationFrame(reveal);
   }, true);
 
-  // On a phone the crop preview is folded once, when it first appears; the visitor may open it again.
+  // On a phone the crop preview starts folded. Gradio may open it again while the page settles, so it is
+  // folded whenever it opens, until the visitor taps it (or the page has long settled).
+  let tapped = false;
+  document.addEventListener("click", (event) => {
+    if (event.isTrusted && event.target.closest && event.target.closest("#crop-fold .label-wrap")) tapped = true;
+  }, true);
   const fold = () => {
-    const toggle = document.querySelector("#crop-fold button.label-wrap");
-    if (!toggle) return;
-    watcher.disconnect();
-    if (PHONE.matches && toggle.classList.contains("open")) toggle.click();
+    if (tapped || !PHONE.matches) return;
+    document.querySelector("#crop-fold button.label-wrap.open")?.click();
   };
   const watcher = new MutationObserver(fold);
-  watcher.observe(document.documentElement, { childList: true, subtree: true });
+  watcher.observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ["class"] });
+  setTimeout(() => watcher.disconnect(), 20000);
   fold();
 })();

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -16,13 +17,17 @@ import numpy as np
 from avatar.captions import Cue, as_json
 from avatar.live_stream import MIME_TYPE
 from avatar.session import CaptionsReady, Run, RunCancelled, RunFinished, SegmentReady
+from avatar.sharing import Share, ShareRegistry
 from avatar.speech.voices import VoiceCatalogue
 from avatar.studio import Studio, describe
 from ui.refusals import VISITOR_PROBLEMS, plain_message, until_refused
-from ui.views import KEEP, Keep
+from ui.views import KEEP, Keep, Shown
 
 Progress = Callable[[float, str], None]  # (share done, what is happening)
 STOPPED = "Stopped. Your photo and text are still here: press Generate to try again."
+NOTHING_TO_SHARE = "Nothing to share yet: press Generate, and share the video once it is finished."
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,15 @@ class TalkView:
     download: list[str] | None | Keep = KEEP  # the MP4, and its captions as WebVTT when there are any
     captions: str | Keep = KEEP  # the captions so far, for ui/captions.js to show under the video
     status: str | Keep = KEEP
+    shared: Share | None | Keep = KEEP  # the finished video, kept for a link to pass on
+
+
+@dataclass(frozen=True)
+class ShareView:
+    """The Share button, shown once there is a finished video, and the box with its link."""
+
+    button: Shown
+    link: Shown
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,21 @@ def talk(
     return until_refused(_queued(studio, photo_path, words, voice_key, engine_key, progress), _refused)
 
 
+def shareable(shared: Share | None) -> ShareView:
+    """A finished video shows the Share button; a new run (no video yet) hides the button and the old link."""
+    return ShareView(button=Shown(shared is not None), link=Shown(False))
+
+
+def share(shared: Share | None, page_url: Callable[[Share], str]) -> str:
+    """The link to the last finished video's page, for anyone to open without this app's page (or why there is none)."""
+    return page_url(shared) if shared is not None else NOTHING_TO_SHARE
+
+
+def link_shown() -> ShareView:
+    """The box with the link, shown once the Share button has filled it."""
+    return ShareView(button=Shown(True), link=Shown(True))
+
+
 def stop(current: Run | None) -> TalkView:
     if current is not None:
         current.cancel()
@@ -101,7 +130,7 @@ def stop(current: Run | None) -> TalkView:
 
 
 def _refused(message: str) -> TalkView:
-    return TalkView(run=None, video=None, download=None, captions="", status=message)
+    return TalkView(run=None, video=None, download=None, captions="", status=message, shared=None)
 
 
 def _queued(
@@ -111,14 +140,27 @@ def _queued(
     with studio.line.place(engine_key or studio.engines.preferred()) as place:
         for number in place.wait():
             yield TalkView(status=f"Busy: you are number {number} in line; your video starts by itself…")
-        yield from _run(studio.start_run(photo_path, words, voice_key, engine_key, progress))
+        yield from _run(studio.start_run(photo_path, words, voice_key, engine_key, progress), studio.shares)
 
 
-def _run(current: Run) -> Iterator[TalkView]:
+def _kept(shares: ShareRegistry, current: Run, finished: RunFinished) -> Share | None:
+    """The finished video kept for a link; without one (a full disk), the run still ends well, with no Share."""
+    try:
+        spoken = " ".join(current.sentences)
+        stats = finished.stats
+        return shares.add_video(finished.video, spoken, stats.engine, stats.voice, captions=finished.subtitles)
+    except OSError:
+        log.exception("the finished video could not be kept for sharing")
+        return None
+
+
+def _run(current: Run, shares: ShareRegistry) -> Iterator[TalkView]:
     working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
     notice = f"\n\n{current.stats.notice}" if current.stats.notice else ""
     player = live_player(f"live/{current.live.token}") if current.live is not None else None
-    yield TalkView(run=current, video=player, download=None, captions=caption_track(()), status=f"{working}…{notice}")
+    yield TalkView(
+        run=current, video=player, download=None, captions=caption_track(()), status=f"{working}…{notice}", shared=None
+    )
     try:
         for event in current.events():
             if isinstance(event, SegmentReady):
@@ -128,9 +170,11 @@ def _run(current: Run) -> Iterator[TalkView]:
             elif isinstance(event, CaptionsReady):
                 yield TalkView(captions=caption_track(event.cues))
             elif isinstance(event, RunFinished):
+                shared = _kept(shares, current, event)
                 files = [str(path) for path in (event.video, event.subtitles) if path is not None]
                 yield TalkView(
-                    run=None, download=files, captions=caption_track(event.cues), status=describe(event.stats)
+                    run=None, download=files, captions=caption_track(event.cues), status=describe(event.stats),
+                    shared=shared,
                 )
     except RunCancelled:
         yield TalkView(run=None, download=None, status="Stopped.")

@@ -13,13 +13,17 @@ from pathlib import Path
 import gradio as gr
 
 from avatar.session import Run
+from avatar.sharing import Share
 from avatar.studio import Studio
 from ui import talk_handlers
 from ui.photo_input import photo_input
-from ui.talk_handlers import FacePreview, TalkView
+from ui.share_page import page_url
+from ui.talk_handlers import FacePreview, ShareView, TalkView
 from ui.views import outputs, updates
 
-SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js", "captions.js")]
+SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js", "layout.js", "captions.js")]
+# Two columns on a desktop, one on a phone; in the head as it is (Gradio would scope the `css` of `launch`).
+LAYOUT = Path(__file__).with_name("layout.css")
 
 EXAMPLE_SENTENCES = [
     "Hello there, nice to meet you.",
@@ -39,8 +43,9 @@ class TalkTab:
 
 
 def page_head() -> str:
-    """HTML for the page's <head>: playback measured in the visitor's browser, and the live player."""
-    return "".join(f"<script>{script.read_text()}</script>" for script in SCRIPTS)
+    """HTML for the page's <head>: the layout, playback measured in the visitor's browser, and the live player."""
+    scripts = "".join(f"<script>{script.read_text()}</script>" for script in SCRIPTS)
+    return f"<style>{LAYOUT.read_text()}</style>{scripts}"
 
 
 def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
@@ -50,8 +55,10 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     engine_choices = [(option.label, option.key) for option in studio.engines.options()]
 
     run_state = gr.State(None, delete_callback=lambda current: current.cancel() if current else None)
-    with gr.Row():
-        with gr.Column(scale=1):
+    shared_state = gr.State(None)
+    # On a phone the two columns become one, reordered by ui/layout.css: face, words, Generate, player, the rest.
+    with gr.Row(elem_id="talk-layout"):
+        with gr.Column(scale=1, elem_id="talk-face"):
             gallery = gr.Gallery(
                 value=samples, label="Sample faces (click one)", columns=len(samples) or 1, height=180,
                 allow_preview=False, elem_id="sample-faces",
@@ -60,15 +67,16 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 value=samples[0] if samples else None, label="Face: upload or take a photo",
                 sources=["upload", "webcam", "clipboard"], elem_id="photo", height=260,
             )
-            crop = gr.Image(label="The face as the engine sees it", interactive=False, height=260, elem_id="crop")
+            with gr.Accordion("The face as the engine sees it", elem_id="crop-fold"):  # folded on a phone
+                crop = gr.Image(show_label=False, interactive=False, height=260, elem_id="crop")
             face_note = gr.Markdown(elem_id="face-note")
-        with gr.Column(scale=1):
+        with gr.Column(scale=1, elem_id="talk-words"):
             text = gr.Textbox(
                 label="Text to speak", value=EXAMPLE_SENTENCES[0], lines=3,
                 max_length=studio.settings.max_text_chars, elem_id="text",
             )
-            gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences")
-            with gr.Row():
+            gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences", elem_id="examples")
+            with gr.Row(elem_id="choices"):
                 voice = gr.Dropdown(
                     voice_choices, value=studio.voices.default().key, label="Voice",
                     info=talk_handlers.voice_note(studio.voices), elem_id="voice",
@@ -76,7 +84,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 engine = gr.Dropdown(
                     engine_choices, value=studio.engines.preferred(), label="Engine", info=studio.engines.explain()
                 )
-            with gr.Row():
+            with gr.Row(elem_id="run-buttons"):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
             if studio.settings.player == "mse":
@@ -87,11 +95,19 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 )
             captions = gr.HTML("", elem_id="captions")  # under the video: ui/captions.js shows the line being said
             gr.HTML("", elem_id="playback-stats", head=page_head())
-            download = gr.File(label="Download the MP4 and its captions", interactive=False, elem_id="download")
             status = gr.Markdown(elem_id="status")
+            download = gr.File(label="Download the MP4 and its captions", interactive=False, elem_id="download")
+            share_button = gr.Button("Share", visible=False, elem_id="share")
+            link = gr.Textbox(
+                label=f"Link to pass on: anyone can open it, for {studio.shares.lifetime}", visible=False,
+                interactive=False, buttons=["copy"], elem_id="share-link",
+            )
 
     face_outputs = outputs(FacePreview, crop=crop, note=face_note)
-    run_outputs = outputs(TalkView, run=run_state, video=video, download=download, captions=captions, status=status)
+    run_outputs = outputs(
+        TalkView, run=run_state, video=video, download=download, captions=captions, status=status, shared=shared_state
+    )
+    share_outputs = outputs(ShareView, button=share_button, link=link)
 
     def pick_sample(selection: gr.SelectData) -> str:
         return samples[selection.index]
@@ -111,9 +127,22 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     def stop_run(current: Run | None) -> tuple:
         return updates(talk_handlers.stop(current))
 
+    def shareable(shared: Share | None) -> tuple:
+        return updates(talk_handlers.shareable(shared))
+
+    def share_video(shared: Share | None, request: gr.Request) -> str:
+        return talk_handlers.share(shared, lambda kept: page_url(request, kept))
+
+    def show_link() -> tuple:
+        return updates(talk_handlers.link_shown())
+
     gallery.select(pick_sample, None, photo, api_visibility="private")
     photo.change(preview_face, photo, face_outputs, api_name="preview_face")
     page.load(preview_face, photo, face_outputs, api_visibility="private")
     generation = generate.click(run, [photo, text, voice, engine], run_outputs, api_name="run", concurrency_limit=None)
     stop.click(stop_run, run_state, run_outputs, api_name="stop_run", cancels=[generation])
+    shared_state.change(shareable, shared_state, share_outputs, api_visibility="private")
+    share_button.click(share_video, shared_state, link, api_name="share_video").then(
+        show_link, None, share_outputs, api_visibility="private"
+    )
     return TalkTab(photo=photo, text=text, voice=voice)
