@@ -253,9 +253,10 @@ def test_markup_reaches_the_online_voice_as_its_words_only():
 
 
 def test_markup_is_neither_obeyed_nor_read_aloud_by_the_offline_voice():
-    with_tag = OfflineVoice().speak(check_text("Hello <break time='5s'/> world.", 200))
-    without = OfflineVoice().speak("Hello world.")
-    assert with_tag.duration == pytest.approx(without.duration, abs=0.05), "the tag was obeyed or read aloud"
+    spoken = OfflineVoice().speak(check_text("Hello <break time='5s'/> world.", 200))
+    # Piper says "Hello world." in 0.77-0.88 s from run to run; a 5 s break or the tag read aloud is far longer.
+    assert spoken.duration < 1.2, "the tag was obeyed or read aloud"
+    assert [word.text for word in spoken.words] == ["Hello", "world."]
 
 
 def test_text_with_characters_the_offline_voice_cannot_say_still_speaks_the_words():
