@@ -15,6 +15,8 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from avatar.errors import UserFacingError
 
+# File names taken for photos (sample faces, photos inside a trial's zip).
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 32
 MAX_ASPECT = 8.0
 # Modes whose plain conversion to RGB is visibly wrong: they go through a colour profile instead.

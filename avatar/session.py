@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.captions import Cue, cue_lines, write_webvtt
-from avatar.config import ENGINE_SAMPLE_RATE, FPS
+from avatar.config import FPS
 from avatar.engines.animate import animate
 from avatar.engines.base import Engine
 from avatar.errors import UserFacingError
@@ -192,13 +192,14 @@ class Run:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _speech(self) -> Generator[Utterance, None, None]:
-        """The speech stage: each sentence spoken, kept at full quality for the video, handed to the engine."""
+        """The speech stage: each sentence spoken, kept at full quality for the video, handed to the engine (whose
+        session takes it to 16 kHz)."""
         for sentence in self.sentences:
             utterance = self.speaker.speak(sentence)
             self._timeline.append(utterance.resampled(AUDIO_RATE))
             if not self.stats.speech_ready:
                 self.stats.speech_ready = time.perf_counter() - self._started
-            yield utterance.resampled(ENGINE_SAMPLE_RATE)
+            yield utterance
 
     def _frames(self, utterances: Iterable[Utterance]) -> Generator[np.ndarray, None, None]:
         """The engine stage: frames of each sentence as soon as it is spoken."""

@@ -17,7 +17,7 @@ from avatar.engines.spec import Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
 from avatar.housekeeping import RESULT_KEEP_SECONDS
-from avatar.images import load_photo
+from avatar.images import PHOTO_SUFFIXES, load_photo
 from avatar.live_stream import LiveStreams
 from avatar.session import Run, RunStats
 from avatar.sharing import SHARES_FOLDER, ShareRegistry
@@ -25,8 +25,6 @@ from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
 from avatar.trials.inspection import inspect_photo, rank
 from avatar.waiting_line import WaitingLine
-
-SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class Studio:
@@ -50,7 +48,7 @@ class Studio:
         """The bundled sample photos, best first as the photo trials' own checks rate them (judged once)."""
         with self._samples_lock:
             if self._samples is None:
-                found = sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+                found = sorted(p for p in SAMPLE_FACES_DIR.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
                 self._samples = [report.path for report in rank([inspect_photo(p, self.settings) for p in found])]
             return list(self._samples)
 

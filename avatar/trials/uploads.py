@@ -7,9 +7,9 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from avatar.errors import UserFacingError
+from avatar.images import PHOTO_SUFFIXES
 
 MAX_PHOTOS = 16
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
 def _unique(folder: Path, name: str) -> Path:
