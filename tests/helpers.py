@@ -19,6 +19,7 @@ from PIL import Image
 
 from avatar.config import SAMPLE_FACES_DIR
 from avatar.images import load_photo
+from avatar.media import MediaInfo, probe
 
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = SAMPLE_FACES_DIR / "astronaut.png"
@@ -95,3 +96,13 @@ def _gpu_worker(connection: multiprocessing.connection.Connection) -> None:
         connection.send_bytes(pickle.dumps("done"))
     except Exception:
         connection.send_bytes(pickle.dumps(traceback.format_exc()))
+
+
+def video_of_the_speech(download: str | Path, status: str) -> MediaInfo:
+    """The run's MP4, checked to hold 25 fps pictures and sound for exactly the speech the status line reports."""
+    spoken = float(status.split("all ")[1].split(" s of video")[0])
+    info = probe(Path(download))
+    assert info.fps == 25
+    assert abs(info.video_seconds - spoken) <= 0.1, (info.video_seconds, spoken)
+    assert abs(info.audio_seconds - spoken) <= 0.1, (info.audio_seconds, spoken)
+    return info
