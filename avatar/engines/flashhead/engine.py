@@ -50,6 +50,20 @@ def step_sizes(largest: int) -> tuple[int, ...]:
     return tuple(sizes) if sizes[-1] == largest else (*sizes, largest)
 
 
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """The dtype FlashHead computes in on `device`: bfloat16 on a GPU that has it, float16 on one that does
+    not (T4, V100), float32 on the CPU.
+
+    float16 is checked only on the tiny test checkpoint (tests/flashhead/test_dtype.py); on the real weights
+    it is unmeasured, and its narrower range risks overflow in attention and norms where bfloat16 has none.
+    """
+    if device.type != "cuda":
+        return torch.float32
+    # Emulated bfloat16 does not count: a T4 can hold the tensors but has no bfloat16 tensor cores.
+    with torch.cuda.device(-1 if device.index is None else device.index):  # -1: the current device
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
 def load_pipeline(
     model_dir: Path, vae_path: Path, wav2vec2_dir: Path, device: torch.device, dtype: torch.dtype, size: int = 512
 ) -> FlashHeadPipeline:
@@ -117,8 +131,7 @@ class FlashHeadEngine(Engine):
         wav2vec2_dir = resolve_wav2vec2(settings.wav2vec2_weights, progress)
         if progress is not None:
             progress(1.0, "Loading FlashHead")
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, dtype, settings.size)
+        pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, compute_dtype(device), settings.size)
         compiled = device.type == "cuda" if compile_models is None else compile_models
         engine = cls(pipeline, settings.variant, sessions=settings.sessions)
         largest = engine.scheduler.batching.largest
