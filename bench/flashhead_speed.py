@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.engines.base import FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.audio_features import AudioFeatures  # noqa: E402
-from avatar.engines.flashhead.engine import FlashHeadEngine  # noqa: E402
+from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
 from avatar.engines.flashhead.pipeline import FlashHeadPipeline, SessionState  # noqa: E402
 from avatar.engines.flashhead.transformer import WanModelAudioProject  # noqa: E402
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec  # noqa: E402
@@ -261,7 +261,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = compute_dtype(device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     batches = [int(b) for b in args.batches.split(",")]

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import FPS, PACKAGE_DIR, SAMPLES_PER_FRAME  # noqa: E402
 from avatar.engines.base import Engine, FaceCrop, SpeechChunk  # noqa: E402
-from avatar.engines.flashhead.engine import FlashHeadEngine  # noqa: E402
+from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
 from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress  # noqa: E402
 from avatar.serving.cluster import RayCluster, ServingSettings, replica_runtime_env  # noqa: E402
@@ -80,7 +80,7 @@ def read_random_weights(
 
 def build_random_flashhead(settings: RandomWeights, device: torch.device, progress: Progress | None) -> FlashHeadEngine:
     """The engine as FlashHeadEngine.from_settings builds it, from random weights instead of files."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = compute_dtype(device)
     pipeline = build_pipeline(settings.variant, settings.tiny, device, dtype, settings.size)
     engine = FlashHeadEngine(pipeline, settings.variant, sessions=settings.sessions)
     engine.optimise(compiled=device.type == "cuda", sizes=settings.batch_sizes, progress=progress)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import FPS, SAMPLES_PER_FRAME  # noqa: E402
 from avatar.engines.base import Engine  # noqa: E402
-from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine  # noqa: E402
+from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine, compute_dtype  # noqa: E402
 from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
 from avatar.errors import UserFacingError  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
@@ -385,7 +385,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = compute_dtype(device)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     size = args.size or (64 if args.tiny else 512)
