@@ -55,9 +55,6 @@ class EngineRegistry:
         with self._lock:
             self.sealed = True
 
-    def label(self, key: str) -> str:
-        return self.specs[key].label
-
     def options(self) -> list[EngineOption]:
         """Every engine that can run here: those that need CUDA only where there is a CUDA GPU."""
         keys = [key for key, spec in self.specs.items() if self.cuda or not spec.needs_cuda]
@@ -83,20 +80,20 @@ class EngineRegistry:
 
     def explain(self) -> str:
         """Why the preselected engine was chosen, in the page's words."""
-        chosen = self.preferred()
-        needs_gpu = [spec.label for spec in self.specs.values() if spec.needs_cuda]
+        chosen = self.specs[self.preferred()]
+        needs_gpu = _listed([spec.name for spec in self.specs.values() if spec.needs_cuda])
         if zerogpu.ACTIVE:
             return (
-                f"{self.label(chosen)} preselected. This is a ZeroGPU Space: engines that need a GPU book a "
+                f"{_first_up(chosen.name)} is preselected. This is a ZeroGPU Space: engines that need a GPU book a "
                 "shared one for each run; the others run on the CPU."
             )
-        if chosen != self.fallback:
-            return f"{self.label(chosen)} preselected: a CUDA GPU is here and its weights are on this computer."
+        if chosen.key != self.fallback:
+            return f"{_first_up(chosen.name)} is preselected: a CUDA GPU is here and its weights are on this computer."
         if not self.cuda and needs_gpu:
-            return f"No CUDA GPU here, so {self.label(chosen)} runs ({', '.join(needs_gpu)} need a GPU)."
+            return f"No CUDA GPU here, so {chosen.name} runs; {needs_gpu} need one."
         if self.cuda and needs_gpu:
-            return "GPU found: the neural engines can be picked (their weights load on first use)."
-        return f"{self.label(chosen)} is preselected."
+            return f"GPU found: {needs_gpu} can be picked (their weights load on first use)."
+        return f"{_first_up(chosen.name)} is preselected."
 
     def loaded(self, key: str) -> Engine | None:
         """The engine `key` if it is already loaded (never starts a load)."""
@@ -124,3 +121,12 @@ class EngineRegistry:
                     self.problems[key] = str(error)
                     raise
             return self._engines[key]
+
+
+def _listed(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def _first_up(text: str) -> str:
+    return text[:1].upper() + text[1:]

@@ -38,7 +38,9 @@ class EngineSpec(Generic[SettingsT]):
     """One engine, declared: the registry offers, explains, builds and schedules it from this alone."""
 
     key: str
+    # The menu's entry ("FlashHead Lite (neural, GPU)") and the engine's name in a sentence ("FlashHead Lite").
     label: str
+    name: str
     # Offered only where a CUDA GPU is present.
     needs_cuda: bool
     # Reads the engine's own AVATAR_* variables.

@@ -30,6 +30,7 @@ def _build(settings: AnimatorSettings, device: torch.device, progress: Progress 
 SPEC = EngineSpec(
     key="default",
     label="Embedded photo animator (any machine)",
+    name="the embedded photo animator",
     needs_cuda=False,
     read_settings=AnimatorSettings.from_env,
     build=_build,

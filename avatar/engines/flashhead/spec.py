@@ -85,6 +85,7 @@ def _spec(variant: str) -> EngineSpec[FlashHeadSettings]:
     return EngineSpec(
         key=f"flashhead-{variant}",
         label=f"FlashHead {variant.capitalize()} (neural, GPU)",
+        name=f"FlashHead {variant.capitalize()}",
         needs_cuda=True,
         read_settings=lambda: FlashHeadSettings.from_env(variant),
         build=_build,

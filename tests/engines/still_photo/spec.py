@@ -48,6 +48,7 @@ def _build(settings: StillPhotoSettings, device: torch.device, progress: Progres
 SPEC = EngineSpec(
     key="still-photo",
     label="Still photo (test engine)",
+    name="the still photo",
     needs_cuda=False,
     read_settings=StillPhotoSettings.from_env,
     build=_build,
