@@ -258,21 +258,17 @@ class FlashHeadPipeline:
 
     @torch.no_grad()
     def render(self, states: list[SessionState], chunks: list[np.ndarray]) -> list[np.ndarray]:
-        """One chunk for each session (its `new_samples` of 16 kHz audio); the new frames of each.
+        """One chunk for each session (its `new_samples` of 16 kHz audio), in one forward; the new frames of each.
 
-        The host copy of the frames is started before the motion re-encode and finished after it.
+        The sessions must share a motion length (first chunks apart from later ones): the engine groups them
+        (`FlashHeadEngine.batch_key`). The host copy of the frames is started before the motion re-encode and
+        finished after it.
         """
+        if len({state.motion.shape[2] for state in states}) > 1:
+            raise ValueError("sessions drawn in one forward must share a motion length (first chunks apart)")
         for state, chunk in zip(states, chunks, strict=True):
             state.audio.append(chunk)
-        frames: list[np.ndarray | None] = [None] * len(states)
-        groups: dict[int, list[int]] = {}
-        for index, state in enumerate(states):
-            groups.setdefault(state.motion.shape[2], []).append(index)
-        for indices in groups.values():
-            group = [states[i] for i in indices]
-            video = self.decode(self.denoise(group, self.audio_context(group)), group)
-            pending = self.host.start(self.new_frame_bytes(video))
-            self.carry_motion(video, group)
-            for i, out in zip(indices, pending(), strict=True):
-                frames[i] = out
-        return frames
+        video = self.decode(self.denoise(states, self.audio_context(states)), states)
+        pending = self.host.start(self.new_frame_bytes(video))
+        self.carry_motion(video, states)
+        return list(pending())
