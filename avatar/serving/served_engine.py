@@ -10,7 +10,6 @@ photo are still here, so pressing Generate again works), and Serve sends new ses
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 
@@ -51,9 +50,6 @@ class RayServedEngine(Engine):
         self.key = key
         self.label = label
         self.handle = handle
-        # Opens from this process go one at a time, so each is counted on its replica before the next is
-        # routed: two visitors starting together would otherwise both see the same replica as the lightest.
-        self._opening = threading.Lock()
         self.chunk_frames = about.chunk_frames
         # Sessions all replicas serve at once, as their hosts size them.
         self.sessions = about.sessions * replicas
@@ -65,8 +61,7 @@ class RayServedEngine(Engine):
 
     def open(self, face: FaceCrop) -> ServedSession:
         try:
-            with self._opening:
-                key = self.handle.open.remote(face, APP_PROCESS).result(timeout_s=OPEN_SECONDS)
+            key = self.handle.open.remote(face, APP_PROCESS).result(timeout_s=OPEN_SECONDS)
         except TimeoutError as error:
             raise UserFacingError(NO_REPLICA) from error
         except REMOTE_ERRORS as error:
