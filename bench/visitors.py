@@ -18,7 +18,8 @@ after every run; each run takes the arrivals' minute and its drain, after a warm
 Under a time limit per command, the loads can be split and the tables joined:
     python bench/visitors.py --out $OUT --levels 16,24
     python bench/visitors.py --out $OUT --levels 1,4,8 --merge earlier/visitors.json
-Padding up to the warmed sizes instead of cutting to them: --services padded (with --sizes 1,8: two sizes).
+Steps padded up to sizes compiled one by one (AVATAR_FLASHHEAD_BATCHING=padded) rather than one compile for any
+size: --sizes 1,8.
 Quick check of the script on a CPU (tiny models; checks the plumbing, not the speed):
     python bench/visitors.py --tiny --out /tmp/visitors --levels 1,3 --seconds 8 --speech 2,4
 """
@@ -32,7 +33,7 @@ import shlex
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,7 @@ from bench.flashhead_speed import bench_face, build_pipeline  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
 SECTION = "Many visitors at once (FlashHead batching)"
-SERVICES = ("batched", "one-at-a-time", "padded")
+SERVICES = ("batched", "one-at-a-time")
 # The app's waiting line lets this many wait (AVATAR_MAX_WAITING's default); more are turned away.
 MAX_WAITING = 16
 # A voice makes each sentence in this long plus its length over this speed (edge-tts: a round trip, then
@@ -60,20 +61,18 @@ VOICE_SECONDS_PER_SENTENCE = 0.2
 VOICE_SPEED = 10.0
 SENTENCE_SECONDS = (1.5, 4.0)
 GOALS = {"visitors": 16, "p95_first_chunk_s": 1.0, "stalled": 0, "useful_fps": 400}
-# Written before the first GPU run, from the H100 engine bench (a step of b sessions ~ 20 + 54 b ms: b1 74,
-# b8 456, b16 885 ms; 326 useful fps alone, ~421 in steps of 8); kept in the section to compare with.
+# Written before the GPU run of the engine that compiles once for any batch size and lets first chunks share a
+# forward with later ones, from the H200 runs of the padded engine (a step of b sessions ~ 20 + 54 b ms; padded
+# to 8 it drew 330 fps at load 16 with 4.9 sessions a step, 97% busy); kept in the section to compare with.
 PREDICTIONS = {
-    "warm-up": "sizes 1, 2, 4, 8 compiled and recorded at load: 1-2 min each (a new size recompiles the "
-    "transformer and the VAE), so a few minutes in all",
-    "load 1 and 4": "both services alike: first chunk ~0.1 s (a step of one), no stall; one at a time adds "
-    "line waits of up to a run (~0.9 s for 11.5 s of speech) at load 4",
-    "load 8": "batched: first chunk p95 ~0.5 s (the step in flight, at most ~0.46 s, then a small step), no "
-    "stall, ~200 fps (all asked); one at a time: line wait p95 ~2-3 s (the GPU 60% busy at 326 fps)",
-    "load 16": "batched: first chunk p95 ~0.6-0.7 s; 400 fps asked against ~410 drawable (steps of 8, first "
-    "chunks apart): line waits of seconds in bursts, a few visitors stalled by ~0.1-0.5 s; one at a time: "
-    "the line fills (326 < 400 fps), refusals, waits of tens of seconds",
-    "load 24": "600 fps asked: both break (line full, refusals); batched draws ~410-420 fps, one at a time ~326",
-    "peak memory": "~10-12 GiB allocated (b8 was 10.4 on the H100), a few GiB more reserved for the graphs' pools",
+    "warm-up": "1 and 8 compiled (~70-100 s each: first and later chunks are now one graph, not two), 2-7 only "
+    "recorded (a few s each): ~3-4 min in all",
+    "load 8": "batched: first chunk p95 ~0.3 s (steps shorter than padded ones), no stall",
+    "load 16": "batched: first chunk p95 ~0.4-0.6 s; steps of ~5 cost ~290 ms instead of 456 padded, so ~410 "
+    "fps drawable against ~400-440 asked at the peak: no line, and few or no stalls (0-10 of 60, under 0.5 s)",
+    "load 24": "asked ~600 fps: the line fills and some are refused; drawn ~420 fps (steps of 8, dynamic kernels "
+    "within 5% of the fixed-size ones)",
+    "peak memory": "~10-11 GiB allocated, a few GiB more reserved for 8 sizes' graph pools",
 }
 
 
@@ -202,8 +201,6 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def serve(engine: FlashHeadEngine, service: str, load: float, plans: list[Plan], log: StepLog, drain: float) -> dict:
     """The planned visitors through the line and the engine; the run's numbers."""
-    batched = replace(engine.scheduler.batching, pad=service == "padded")
-    engine.scheduler.batching = batched
     slots = 1 if service == "one-at-a-time" else engine.sessions
     line = WaitingLine(MAX_WAITING, {engine.key: slots})
     visits = [Visit(p.number, p.arrival, sum(p.sentences)) for p in plans]

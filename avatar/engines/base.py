@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,10 +117,6 @@ class Engine(ABC):
     def draw_one(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
         """One step for one session: its frames, piece by piece (engines that do not batch implement this)."""
         raise NotImplementedError(f"{type(self).__name__} implements neither draw nor draw_one")
-
-    def batch_key(self, state: object) -> Hashable:
-        """Sessions whose states share a key can be drawn in one batch (all of them, unless an engine says not)."""
-        return None
 
     def check(self, state: object, chunk: SpeechChunk) -> None:
         """Raise if `chunk` cannot be drawn for `state`; asked before it joins a batch, so only its session fails."""

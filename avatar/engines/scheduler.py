@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -43,26 +43,16 @@ GATHER_SECONDS = 0.01
 
 @dataclass(frozen=True)
 class Batching:
-    """How many sessions a step draws.
-
-    At most `largest`. Where only some batch sizes run well (`sizes`, those warmed at load: any other
-    size would compile at run time), a step either takes the most urgent sessions that fill the
-    largest warmed size not above those waiting, the others riding the next step (`pad` False), or
-    takes them all and the engine pads the batch up to the next warmed size (`pad` True). A step
-    waits up to `gather` seconds for the sessions of the step before (see GATHER_SECONDS).
-    """
+    """How many sessions a step draws: every waiting one, up to `largest`, the most urgent first; the others
+    ride the next step. A step waits up to `gather` seconds for the sessions of the step before (see
+    GATHER_SECONDS)."""
 
     largest: int = 1
-    sizes: tuple[int, ...] | None = None
-    pad: bool = False
     gather: float = GATHER_SECONDS
 
     def take(self, waiting: int) -> int:
         """How many of `waiting` sessions (at least one) the next step draws."""
-        most = min(waiting, self.largest)
-        if self.sizes is None or self.pad:
-            return most
-        return max((size for size in self.sizes if size <= most), default=most)
+        return min(waiting, self.largest)
 
 
 @dataclass(eq=False)
@@ -241,7 +231,7 @@ class _Worker:
             scheduler = self._scheduler()
             if scheduler is None:
                 return
-            batch = self._next_batch(scheduler.engine, scheduler.batching)
+            batch = self._next_batch(scheduler.batching)
             if batch:
                 self._draw(scheduler.engine, batch, scheduler.batching.gather)
             del scheduler
@@ -255,17 +245,15 @@ class _Worker:
         except BaseException as error:
             future.set_exception(error)
 
-    def _next_batch(self, engine: Engine, batching: Batching) -> list[_Request]:
-        """The next step's chunks: the most urgent session's, with the most urgent that can share its batch."""
+    def _next_batch(self, batching: Batching) -> list[_Request]:
+        """The next step's chunks: the most urgent sessions'."""
         with self._changed:
             while self._gathering(batching):
                 self._changed.wait(max(0.0, self._gather_until - time.monotonic()))
             if self._calls or not self._waiting:
                 return []
             waiting = sorted(self._waiting, key=_Request.urgency)
-            key: Hashable = engine.batch_key(waiting[0].state)
-            group = [request for request in waiting if engine.batch_key(request.state) == key]
-            batch = group[: batching.take(len(group))]
+            batch = waiting[: batching.take(len(waiting))]
             for request in batch:
                 self._waiting.remove(request)
             return batch

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import pytest
 import torch
 
 from avatar.engines.base import Engine, FaceCrop, SpeechChunk
@@ -18,11 +17,10 @@ CHUNK_FRAMES = 50  # two seconds of playback a chunk: far more than any thread's
 
 
 class Voice:
-    """One session of the tally engine: its number, and which sessions it may share a step with."""
+    """One session of the tally engine: its number."""
 
-    def __init__(self, number: int, kind: str = "any") -> None:
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.kind = kind
 
 
 class Tally(Engine):
@@ -41,9 +39,6 @@ class Tally(Engine):
 
     def open(self, face: FaceCrop) -> Voice:
         raise NotImplementedError
-
-    def batch_key(self, state: Voice) -> str:
-        return state.kind
 
     def check(self, state: Voice, chunk: SpeechChunk) -> None:
         if chunk.frames > CHUNK_FRAMES:
@@ -169,37 +164,21 @@ def test_new_sessions_go_first_then_the_one_whose_viewer_runs_out_of_frames_soon
     assert engine.steps[-3:] == [[3], [2], [1]]
 
 
-@pytest.mark.parametrize(
-    ("batching", "takes"),
-    [
-        (Batching(largest=8), [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]),
-        (Batching(largest=8, sizes=(1, 2, 4, 8)), [1, 2, 2, 4, 4, 4, 4, 8, 8, 8]),
-        (Batching(largest=8, sizes=(1, 2, 4, 8), pad=True), [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]),
-        (Batching(largest=6, sizes=(1, 2, 4, 6)), [1, 2, 2, 4, 4, 6, 6, 6, 6, 6]),
-    ],
-)
-def test_a_step_takes_at_most_the_largest_batch_and_without_padding_only_a_warmed_size(batching, takes):
-    assert [batching.take(waiting) for waiting in range(1, 11)] == takes
+def test_a_step_takes_every_waiting_session_up_to_the_largest_batch():
+    assert [Batching(largest=8).take(waiting) for waiting in range(1, 11)] == [1, 2, 3, 4, 5, 6, 7, 8, 8, 8]
 
 
-def test_with_warmed_sizes_the_sessions_left_over_ride_the_next_step_most_urgent_first():
-    engine = Tally(Batching(largest=4, sizes=(1, 2, 4)))
+def test_sessions_beyond_the_largest_batch_ride_the_next_step_most_urgent_first():
+    engine = Tally(Batching(largest=2))
+    first = Visitor(engine, Voice(1), chunks=2, allowed=1)
+    wait_until(lambda: len(first.frames) == 1)  # two seconds of frames in hand: less urgent than a newcomer
     held = Held(engine)
-    visitors = [Visitor(engine, Voice(n), chunks=1) for n in range(1, 4)]
+    first.allow()
+    newcomers = [Visitor(engine, Voice(n), chunks=1) for n in (2, 3)]
     held.until_waiting(3)
-    for visitor in visitors:
+    for visitor in (first, *newcomers):
         visitor.result()
-    assert [len(step) for step in engine.steps] == [2, 1]
-
-
-def test_only_sessions_alike_share_a_step():
-    engine = Tally(Batching(largest=4))
-    held = Held(engine)
-    visitors = [Visitor(engine, Voice(n, kind), chunks=1) for n, kind in ((1, "first"), (2, "later"), (3, "first"))]
-    held.until_waiting(3)
-    for visitor in visitors:
-        visitor.result()
-    assert sorted(sorted(step) for step in engine.steps) == [[1, 3], [2]]
+    assert [sorted(step) for step in engine.steps[1:]] == [[2, 3], [1]]
 
 
 def test_a_refused_chunk_fails_its_own_session_and_no_other():

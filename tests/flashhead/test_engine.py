@@ -115,7 +115,7 @@ def test_warming_up_renders_a_chunk_and_leaves_sessions_unaffected(engine):
     frames = engine.pipeline.render([state], [np.zeros(engine.pipeline.layout.new_samples, np.float32)])
     assert frames[0].shape == (24, SIZE, SIZE, 3) and frames[0].dtype == np.uint8
     assert state.motion.shape[2] == 2
-    engine.warm_up()
+    engine.warm_up((1,))
     session = engine.start(a_face())
     assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
 

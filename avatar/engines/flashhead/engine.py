@@ -2,15 +2,15 @@
 
 Lite draws 24 new frames a chunk, Pro 28. Sessions running at once share each forward pass: the engine's
 `BatchScheduler` batches their chunks on the engine's one GPU thread, which makes every pipeline call.
-Compiled, each batch size is its own CUDA graph, so a few sizes are warmed at load and every forward
-runs at one of them.
+A first chunk and later ones share a forward too. Compiled, each batch size is its own CUDA graph, so every
+size a step may have is warmed at load (one compile serves them all), or, padded, a few sizes are and
+every forward runs at one of them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,14 +40,6 @@ T = TypeVar("T")
 LARGEST_STEP = 8
 # Seed of the grey faces that pad a batch up to a warmed size (their frames are dropped).
 PAD_SEED = 1_000_003
-
-
-def step_sizes(largest: int) -> tuple[int, ...]:
-    """The batch sizes warmed at load: powers of two below `largest`, and `largest` itself."""
-    sizes = [1]
-    while sizes[-1] * 2 < largest:
-        sizes.append(sizes[-1] * 2)
-    return tuple(sizes) if sizes[-1] == largest else (*sizes, largest)
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:
@@ -135,8 +127,9 @@ class FlashHeadEngine(Engine):
         compiled = device.type == "cuda" if compile_models is None else compile_models
         engine = cls(pipeline, settings.variant, sessions=settings.sessions)
         largest = engine.scheduler.batching.largest
-        sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes}))
-        engine.optimise(compiled, sizes=sizes if compiled else None, progress=progress, pad=True)
+        padded = settings.batching == "padded"
+        sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes})) if padded else None
+        engine.optimise(compiled, sizes=sizes, progress=progress)
         return engine
 
     def optimise(
@@ -144,40 +137,42 @@ class FlashHeadEngine(Engine):
         compiled: bool,
         sizes: tuple[int, ...] | None = None,
         progress: Progress | None = None,
-        pad: bool = False,
     ) -> dict[int, float]:
         """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
         compilation happens at load; the seconds each size took.
 
-        The sizes are `sizes` (1 among them) or, compiled, powers of two up to the largest step; uncompiled
-        and without `sizes`, a forward may have any size. With `pad`, a step takes every waiting session (up
-        to the largest step) and is padded up to the next warmed size; else it takes a warmed size's worth.
+        Without `sizes`, one compile serves every batch size from 2 up and each size from 1 to the largest
+        step is warmed (a step takes every waiting session, up to the largest). With `sizes` (1 among them),
+        each is compiled on its own and a step is padded up to the next of them. Uncompiled, a forward may
+        have any size and nothing is warmed.
         """
         self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
-        self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs)
-        if not compiled and sizes is None:
+        self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs, any_batch=sizes is None)
+        if not compiled:
             return {}
-        self.batch_sizes = sizes or step_sizes(self.scheduler.batching.largest)
-        self.scheduler.batching = replace(self.scheduler.batching, sizes=self.batch_sizes, pad=pad)
-        return self.warm_up(progress) if compiled else {}
+        largest = self.scheduler.batching.largest
+        if sizes is None:
+            # 1 and the largest compile (in that order); the sizes between only record their CUDA graphs.
+            return self.warm_up((1, largest, *range(2, largest)) if largest > 1 else (1,), progress)
+        self.batch_sizes = sizes
+        return self.warm_up(sizes, progress)
 
     def run(self, fn: Callable[..., T], *args: object) -> T:
         """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
         return self.scheduler.call(fn, *args)
 
-    def warm_up(self, progress: Progress | None = None) -> dict[int, float]:
-        """Draw two silent chunks (a first one, then a later one) at every batch size a step may have, so that
-        compilation happens now rather than in a visitor's run; the seconds each size took."""
+    def warm_up(self, sizes: tuple[int, ...], progress: Progress | None = None) -> dict[int, float]:
+        """Draw three silent chunks (a first one, then later ones) at each of `sizes`, so that compiling and
+        recording CUDA graphs happen now rather than in a visitor's run; the seconds each size took."""
         seconds = {}
         grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
-        sizes = self.batch_sizes or (1,)
         for done, size in enumerate(sizes):
             if progress is not None:
                 progress(done / len(sizes), f"Compiling FlashHead for {size} session(s) at once")
             start = time.perf_counter()
             states = [self.run(self.pipeline.start, grey, self.seed) for _ in range(size)]
             silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * size
-            for _ in range(2):
+            for _ in range(3):
                 self.run(self._render, states, silence)
             seconds[size] = time.perf_counter() - start
         return seconds
@@ -185,10 +180,6 @@ class FlashHeadEngine(Engine):
     def open(self, face: FaceCrop) -> SessionState:
         """Encode the face once, on the GPU thread."""
         return self.run(self.pipeline.start, face.pixels, self.seed)
-
-    def batch_key(self, state: SessionState) -> Hashable:
-        """A session's first chunk has one motion latent and later ones two: only chunks alike share a forward."""
-        return state.motion.shape[2]
 
     def check(self, state: object, chunk: SpeechChunk) -> None:
         if not isinstance(state, SessionState):
@@ -205,28 +196,18 @@ class FlashHeadEngine(Engine):
         yield [out[: chunk.frames] for out, chunk in zip(frames, chunks, strict=True)]
 
     def _render(self, states: list[SessionState], audio: list[np.ndarray]) -> list[np.ndarray]:
-        """`pipeline.render`, one forward per group of sessions alike, each padded up to a warmed batch size.
+        """`pipeline.render` in one forward, padded up to the next warmed batch size where there are some.
 
-        The pads are grey faces of the engine's own, given the group's motion (only read) and silence, so
-        the sessions' states and random draws are the same as without them; their frames are dropped. A
-        group larger than every warmed size runs as it is.
+        The pads are grey faces of the engine's own, given silence, so the sessions' states and random draws
+        are the same as without them; their frames are dropped. A batch larger than every warmed size runs as
+        it is.
         """
-        frames: list[np.ndarray] = [np.empty(0)] * len(states)
-        groups: dict[Hashable, list[int]] = {}
-        for index, state in enumerate(states):
-            groups.setdefault(self.batch_key(state), []).append(index)
-        for indices in groups.values():
-            size = min((s for s in self.batch_sizes or () if s >= len(indices)), default=len(indices))
-            pads = self._pad_states(size - len(indices))
-            for pad in pads:
-                pad.motion = states[indices[0]].motion
-            silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * len(pads)
-            if self.cuda_graphs:
-                torch.compiler.cudagraph_mark_step_begin()  # nothing from the last step is read again
-            drawn = self.pipeline.render([states[i] for i in indices] + pads, [audio[i] for i in indices] + silence)
-            for index, out in zip(indices, drawn[: len(indices)], strict=True):
-                frames[index] = out
-        return frames
+        size = min((s for s in self.batch_sizes or () if s >= len(states)), default=len(states))
+        pads = self._pad_states(size - len(states))
+        silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * len(pads)
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # nothing from the last step is read again
+        return self.pipeline.render(states + pads, audio + silence)[: len(states)]
 
     def _pad_states(self, count: int) -> list[SessionState]:
         """`count` throwaway sessions of a grey face, made on first need (on the GPU thread) and reused."""

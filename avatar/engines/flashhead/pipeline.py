@@ -24,7 +24,8 @@ from avatar.engines.flashhead.audio_features import (
     frame_windows,
 )
 from avatar.engines.flashhead.colour import match_colours, reference_stats
-from avatar.engines.flashhead.sampler import sample
+from avatar.engines.flashhead.compiled import compiled
+from avatar.engines.flashhead.sampler import pin_motion, sample
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.vae import LtxCodec, PosteriorNoise, WanCodec
 
@@ -169,19 +170,20 @@ class FlashHeadPipeline:
         self.colour_match = match_colours
         self.host = HostFrames(device)
 
-    def optimise(self, compile_models: bool, cuda_graphs: bool = False) -> None:
+    def optimise(self, compile_models: bool, cuda_graphs: bool = False, any_batch: bool = False) -> None:
         """Fuse q/k/v; optionally compile the transformer, the VAE and the colour match (pays off on CUDA).
 
         `cuda_graphs` replays each transformer step as one CUDA graph (mode "reduce-overhead"): a batch-1
         step is launch-bound (32.5 -> 9.6 ms on an H100). Its graphs belong to the calling thread, so
-        call the pipeline from one thread only (the engine's GPU thread).
+        call the pipeline from one thread only (the engine's GPU thread). `any_batch` compiles once for
+        every batch size from 2 up rather than once per size (see `compiled`).
         """
         self.transformer.fuse_qkv()
         if compile_models:
             mode = "reduce-overhead" if cuda_graphs else None
-            self.denoiser = torch.compile(self.transformer, dynamic=False, mode=mode)
-            self.codec.compile()
-            self.colour_match = torch.compile(match_colours, dynamic=False)
+            self.denoiser = compiled(self.transformer, any_batch, mode)
+            self.codec.compile(any_batch)
+            self.colour_match = compiled(match_colours, any_batch)
 
     def reference_pixels(self, crop: np.ndarray) -> torch.Tensor:
         """An RGB uint8 crop -> (1, 3, 1, size, size) in [-1, 1] on the device."""
@@ -217,16 +219,16 @@ class FlashHeadPipeline:
 
     @torch.no_grad()
     def denoise(self, states: list[SessionState], context: torch.Tensor) -> torch.Tensor:
-        """4 sampler steps for sessions that share a motion length; returns (B, C, F, h, w) latents."""
+        """4 sampler steps for the sessions, first and later chunks alike; returns (B, C, F, h, w) latents."""
         reference = torch.cat([state.reference_latents for state in states])
-        motion = torch.cat([state.motion for state in states])
         shape = reference.shape[1:]
+        motion, pinned = pin_motion([state.motion for state in states], shape[1])
         initial = torch.stack([state.noise.initial(shape) for state in states])
 
         def renoise() -> torch.Tensor:
             return torch.stack([state.noise.renoise(shape) for state in states])
 
-        return sample(self.denoiser, initial, motion, reference, context, renoise)
+        return sample(self.denoiser, initial, motion, pinned, reference, context, renoise)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, states: list[SessionState]) -> torch.Tensor:
@@ -260,12 +262,9 @@ class FlashHeadPipeline:
     def render(self, states: list[SessionState], chunks: list[np.ndarray]) -> list[np.ndarray]:
         """One chunk for each session (its `new_samples` of 16 kHz audio), in one forward; the new frames of each.
 
-        The sessions must share a motion length (first chunks apart from later ones): the engine groups them
-        (`FlashHeadEngine.batch_key`). The host copy of the frames is started before the motion re-encode and
-        finished after it.
+        First chunks (one motion latent) and later ones (two) share the forward. The host copy of the frames
+        is started before the motion re-encode and finished after it.
         """
-        if len({state.motion.shape[2] for state in states}) > 1:
-            raise ValueError("sessions drawn in one forward must share a motion length (first chunks apart)")
         for state, chunk in zip(states, chunks, strict=True):
             state.audio.append(chunk)
         video = self.decode(self.denoise(states, self.audio_context(states)), states)

@@ -10,6 +10,7 @@ import itertools
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
 NUM_TIMESTEPS = 1000
 DISTILLED_STEPS = (1000.0, 750.0, 500.0, 250.0)
@@ -31,25 +32,35 @@ def sample(
     model: VelocityModel,
     noise: torch.Tensor,
     motion: torch.Tensor,
+    pinned: torch.Tensor,
     reference: torch.Tensor,
     audio: torch.Tensor,
     draw_noise: Callable[[], torch.Tensor],
     timesteps: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """Denoise (B, C, F, h, w) latents whose first motion.shape[2] frames are pinned to `motion`.
+    """Denoise (B, C, F, h, w) latents whose first frames are pinned to `motion` where `pinned` (B, 1, F, 1, 1) is set.
 
-    Each step predicts x0 = x - v * t and re-noises it to the next time with fresh noise (`draw_noise`).
-    t = time/1000 is exact here (the published sampler rounds it to bf16 on a GPU), and no noise is drawn
-    after the last step, whose later time is 0 (the published one draws it and multiplies it by 0).
+    Sessions may pin different numbers of frames (a first chunk one, a later chunk two) and still share each
+    forward: `motion` is as long as `noise` and read only where pinned, so every session's latents are those
+    it would have alone. Each step predicts x0 = x - v * t and re-noises it to the next time with fresh noise
+    (`draw_noise`). t = time/1000 is exact here (the published sampler rounds it to bf16 on a GPU), and no
+    noise is drawn after the last step, whose later time is 0 (the published one draws it and multiplies it by 0).
     """
     times = shifted_timesteps() if timesteps is None else list(timesteps)
-    pinned = motion.shape[2]
-    x = noise.clone()
+    x = noise
     batch = x.shape[0]
     for now, later in itertools.pairwise(times):
-        x[:, :, :pinned] = motion
+        x = torch.where(pinned, motion, x)
         velocity = model(x, torch.full((batch,), now, device=x.device), audio, reference)
         x0 = x - velocity * (now / NUM_TIMESTEPS)
         x = x0 if later == 0 else (1 - later / NUM_TIMESTEPS) * x0 + (later / NUM_TIMESTEPS) * draw_noise()
-    x[:, :, :pinned] = motion
-    return x
+    return torch.where(pinned, motion, x)
+
+
+def pin_motion(motions: list[torch.Tensor], frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each session's motion latents (1, C, m, h, w), m its own, as `sample` takes them: (B, C, frames, h, w)
+    zero past each session's m, and the mask (B, 1, frames, 1, 1) of its first m frames."""
+    padded = torch.cat([F.pad(motion, (0, 0, 0, 0, 0, frames - motion.shape[2])) for motion in motions])
+    lengths = torch.tensor([motion.shape[2] for motion in motions], device=padded.device)
+    pinned = torch.arange(frames, device=padded.device)[None, :] < lengths[:, None]
+    return padded, pinned[:, None, :, None, None]

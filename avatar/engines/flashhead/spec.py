@@ -6,8 +6,9 @@ Settings (each read once, from the environment):
 - AVATAR_FLASHHEAD_VARIANT: which of the two "auto" preselects when the weights are on this computer;
 - AVATAR_FLASHHEAD_SESSIONS: sessions drawn at once (its batch capacity; by default from the GPU's size);
 - AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512);
-- AVATAR_FLASHHEAD_WARM_SIZES: the batch sizes compiled at load (each takes about 140 s on an H200); a step of
-  sessions is padded up to the next of them.
+- AVATAR_FLASHHEAD_BATCHING: "any" (one compile at load serves every batch size from 2 up; a step draws just
+  the sessions waiting) or "padded" (each of AVATAR_FLASHHEAD_WARM_SIZES compiled at load, about 140 s each on
+  an H200, and a step padded up to the next of them).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ VARIANTS = ("lite", "pro")
 # about 430 useful frames/s batched on an H100 or H200 (bench/RESULTS.md): 16 sessions of 25 fps; a 40-48 GiB
 # card (A100 40GB, L40S) about half that; smaller ones a few. Not from any GPU: 1 (ZeroGPU books a GPU per run).
 SESSIONS_BY_GPU_GIB = ((70, 16), (40, 8), (0, 2))
-# Compiled at load: a lone visitor's step, and a full one that every step of 2 to 8 is padded up to. Measured on
-# an H200 (bench/RESULTS.md): 140 s of compiling a size, so 1, 2, 4 and 8 would keep the app from starting
-# for over nine minutes; with 1 and 8 sixteen visitors at once got their first frames within 0.74 s (p95).
+BATCHINGS = ("any", "padded")
+# Padded, compiled at load: a lone visitor's step, and a full one that every step of 2 to 8 is padded up to.
+# Measured on an H200 (bench/RESULTS.md): 140 s of compiling a size, so 1, 2, 4 and 8 would keep the app from
+# starting for over nine minutes.
 WARM_SIZES = (1, 8)
 
 
@@ -49,7 +51,12 @@ class FlashHeadSettings(EngineSettings):
     wav2vec2_weights: str = "facebook/wav2vec2-base-960h"
     preferred_variant: str = "lite"
     size: int = 512
+    batching: str = "any"
     warm_sizes: tuple[int, ...] = WARM_SIZES
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"AVATAR_FLASHHEAD_BATCHING must be one of {', '.join(BATCHINGS)}, not {self.batching!r}")
 
     @classmethod
     def from_env(cls, variant: str) -> FlashHeadSettings:
@@ -61,6 +68,7 @@ class FlashHeadSettings(EngineSettings):
             wav2vec2_weights=env_str("AVATAR_WAV2VEC2_WEIGHTS", defaults.wav2vec2_weights),
             preferred_variant=env_str("AVATAR_FLASHHEAD_VARIANT", defaults.preferred_variant).lower(),
             size=env_int("AVATAR_FLASHHEAD_SIZE", defaults.size),
+            batching=env_str("AVATAR_FLASHHEAD_BATCHING", defaults.batching).lower(),
             warm_sizes=_sizes(env_str("AVATAR_FLASHHEAD_WARM_SIZES", ",".join(map(str, defaults.warm_sizes)))),
         )
 

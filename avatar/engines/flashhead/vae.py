@@ -22,6 +22,7 @@ from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from safetensors.torch import load_file
 
 from avatar.engines.base import EngineUnavailable
+from avatar.engines.flashhead.compiled import compiled
 from avatar.engines.flashhead.weights import load_strict
 
 PosteriorNoise: TypeAlias = Callable[[torch.Size], torch.Tensor]
@@ -64,10 +65,10 @@ class LtxCodec(_Codec):
         self.encoder = self.vae._encode
         self.decoder = self.vae.decode
 
-    def compile(self) -> None:
-        """Compile encoder and decoder (fixed shapes): the motion re-encode runs every chunk, so both pay off."""
-        self.encoder = torch.compile(self.vae._encode, dynamic=False)
-        self.decoder = torch.compile(self.vae.decode, dynamic=False)
+    def compile(self, any_batch: bool = False) -> None:
+        """Compile encoder and decoder: the motion re-encode runs every chunk, so both pay off."""
+        self.encoder = compiled(self.vae._encode, any_batch)
+        self.decoder = compiled(self.vae.decode, any_batch)
 
     @classmethod
     def from_folder(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> LtxCodec:
@@ -99,9 +100,9 @@ class WanCodec(_Codec):
         self.vae = vae.eval().requires_grad_(False)
         self.decoder = self.vae.decode
 
-    def compile(self) -> None:
+    def compile(self, any_batch: bool = False) -> None:
         """Compile the decoder only: the encoder's per-frame cache loop would recompile for every clip length."""
-        self.decoder = torch.compile(self.vae.decode, dynamic=False)
+        self.decoder = compiled(self.vae.decode, any_batch)
 
     @classmethod
     def from_file(cls, path: Path, device: torch.device, dtype: torch.dtype) -> WanCodec:
