@@ -48,9 +48,18 @@ def cluster(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     work = tmp_path_factory.mktemp("ray")
     command = [
-        str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-        "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=300000000",
-        f"--temp-dir={work}", "--block",
+        str(RAY),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--object-store-memory=300000000",
+        f"--temp-dir={work}",
+        "--block",
     ]
     with (work / "head.log").open("w") as log:
         head = subprocess.Popen(
@@ -75,8 +84,12 @@ def cluster(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def app_url(cluster, tmp_path_factory) -> Iterator[str]:
     extra_env = {
-        "AVATAR_SERVE": "ray", "AVATAR_RAY_ADDRESS": cluster, "AVATAR_ENGINE": "default",
-        "AVATAR_RAY_REPLICAS": "2", "AVATAR_RAY_REPLICA_CPUS": "0.5", **RAY_ENV,
+        "AVATAR_SERVE": "ray",
+        "AVATAR_RAY_ADDRESS": cluster,
+        "AVATAR_ENGINE": "default",
+        "AVATAR_RAY_REPLICAS": "2",
+        "AVATAR_RAY_REPLICA_CPUS": "0.5",
+        **RAY_ENV,
     }
     with AppServer(tmp_path_factory.mktemp("app"), extra_env=extra_env) as server:
         wait_for_replicas(2)
@@ -115,6 +128,27 @@ def sessions_per_replica() -> list[int]:
     """How many sessions each replica holds now, asked of the replicas themselves."""
     stats = serve.get_app_handle(APPLICATION).broadcast("record_routing_stats").results()
     return sorted(entry["sessions"] for entry in stats)
+
+
+def sessions_once_all_open(jobs: list, seconds: float = 60) -> list[int]:
+    """Sessions per replica at the first moment every job's session is open at once. Asked of the replicas
+    until then: a job's status says frames are drawn, not that the other visitor's open has reached its replica
+    yet, and a short run's session closes (its frames all drawn) well before its video is done."""
+    deadline = time.monotonic() + seconds
+    while sum(held := sessions_per_replica()) < len(jobs):
+        assert time.monotonic() < deadline, (held, [statuses(job) for job in jobs])
+        assert not any(job.done() for job in jobs), f"a run ended before all {len(jobs)} sessions were open: {held}"
+        time.sleep(0.1)
+    return held
+
+
+def sessions_once_all_closed(seconds: float = 10) -> list[int]:
+    """Sessions per replica once none is open, or as they are when `seconds` have passed: a finished run's
+    session is closed with a call whose answer nobody waits for."""
+    deadline = time.monotonic() + seconds
+    while any(held := sessions_per_replica()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return held
 
 
 def submit(url: str, photo: Path, text: str):
@@ -164,17 +198,16 @@ def assert_complete_video(outputs: tuple) -> None:
 
 def test_two_visitors_at_once_are_served_by_different_replicas_and_each_gets_their_video(app_url):
     jobs = [submit(app_url, ASTRONAUT, SHORT), submit(app_url, GRACE_HOPPER, SHORT)]
-    wait_until_drawing(jobs)
-    assert sessions_per_replica() == [1, 1]
+    assert sessions_once_all_open(jobs) == [1, 1]
     for job in jobs:
         assert_complete_video(finished(job))
-    assert sessions_per_replica() == [0, 0], "a finished run's session was left on its replica"
+    assert sessions_once_all_closed() == [0, 0], "a finished run's session was left on its replica"
 
 
 def test_a_replica_stopped_mid_run_gives_its_visitor_a_plain_message_and_the_next_run_works(app_url):
     jobs = [submit(app_url, ASTRONAUT, LONG), submit(app_url, GRACE_HOPPER, LONG)]
+    assert sessions_once_all_open(jobs) == [1, 1]
     wait_until_drawing(jobs)
-    assert sessions_per_replica() == [1, 1]
     victim = replica_actors()[0]
     ray.kill(ray.get_actor(victim, namespace="serve"))
 
@@ -187,4 +220,3 @@ def test_a_replica_stopped_mid_run_gives_its_visitor_a_plain_message_and_the_nex
 
     assert_complete_video(finished(submit(app_url, ASTRONAUT, SHORT)))
     assert victim not in replica_actors()
-
