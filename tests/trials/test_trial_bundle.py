@@ -180,12 +180,29 @@ SHOWN = """() => Array.from(document.querySelectorAll('.card video')).map(video 
            spoken: caption.querySelector('.spoken')?.innerText ?? null };
 })"""
 NEXT_PAINT = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+# What each caption shows in every frame painted while the first video plays up to `seconds` (or for at most
+# 30 s): sampled in the same frame as the page's own update, after it, so however late a loaded machine paints,
+# each sample is what a viewer saw together with that picture.
+PLAYING_UNTIL = f"""seconds => new Promise(done => {{
+  const shown = {SHOWN}, leader = document.querySelector('video'), samples = [], started = performance.now();
+  const sample = () => {{
+    samples.push(shown());
+    if (leader.currentTime > seconds || leader.ended || performance.now() - started > 30000) done(samples);
+    else requestAnimationFrame(sample);
+  }};
+  requestAnimationFrame(sample);
+}})"""
+SEEK_ALL = "seconds => document.querySelectorAll('video').forEach(v => { v.pause(); v.currentTime = seconds; })"
+
+
+def page_cues(cues: tuple[Cue, ...]) -> tuple[Cue, ...]:
+    """The captions with their times as the page has them (to the ms)."""
+    return tuple(Cue(c["start"], c["end"], tuple(Word(*word) for word in c["words"])) for c in as_json(cues))
 
 
 def said_at(cues: tuple[Cue, ...], seconds: float) -> tuple[str, str | None]:
-    """The line and the word being said at `seconds`, by the captions' times as the page has them (to the ms)."""
-    cues = tuple(Cue(c["start"], c["end"], tuple(Word(*word) for word in c["words"])) for c in as_json(cues))
-    cue = cue_at(cues, seconds)
+    """The line and the word being said at `seconds`, by the captions' times as the page has them."""
+    cue = cue_at(page_cues(cues), seconds)
     word = cue.word_at(seconds) if cue is not None else None
     return (cue.text if cue is not None else "", word.text if word is not None else None)
 
@@ -199,7 +216,6 @@ def test_the_page_shows_each_videos_captions_in_step_while_playing_and_frame_by_
 
     _, outcomes, _, bundle = finished_trial
     cues = {outcome.video.name: outcome.captions for outcome in outcomes}
-    first_word = outcomes[0].captions[0].words[0]
     page_path = extract(bundle, tmp_path)
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
     with sync_playwright() as playwright:
@@ -209,24 +225,38 @@ def test_the_page_shows_each_videos_captions_in_step_while_playing_and_frame_by_
         page.wait_for_function("Array.from(document.querySelectorAll('video')).every(v => v.readyState >= 2)")
         names = page.evaluate("Array.from(document.querySelectorAll('.card video')).map(v => v.src.split('/').pop())")
         page.click("#play")
-        playing = []
-        for moment in (first_word.end, 0.8, 1.3):
-            page.wait_for_function(f"document.querySelector('video').currentTime > {moment}")
-            playing.append(page.evaluate(SHOWN))
+        playing = page.evaluate(PLAYING_UNTIL, 1.3)
         page.click("#pause")
         stepped = []
         for _ in range(3):
             page.click("#forward")
-            page.wait_for_function("Array.from(document.querySelectorAll('video')).every(v => !v.seeking)")
-            page.evaluate(NEXT_PAINT)
-            stepped.append(page.evaluate(SHOWN))
+            stepped.append(shown_once_still(page))
+        # Each word in turn, the videos paused in its middle: the page marks that word.
+        words = [word for cue in page_cues(cues[names[0]]) for word in cue.words]
+        sought = []
+        for word in words:
+            page.evaluate(SEEK_ALL, (word.start + word.end) / 2)
+            sought.append(shown_once_still(page))
         browser.close()
+    assert playing[-1][0]["now"] > 1.3, f"the videos did not play: {playing[-1]}"
     for shown in playing:
         for name, caption in zip(names, shown, strict=True):
             assert abs(caption["at"] - caption["now"]) < 0.1, "the caption lags the picture"
             assert (caption["line"], caption["spoken"]) == said_at(cues[name], caption["at"]), caption
-    assert any(caption["spoken"] for shown in playing for caption in shown), "no word was ever marked"
+    assert any(caption["spoken"] for shown in playing for caption in shown), "no word was marked while playing"
     for shown in stepped:
         for name, caption in zip(names, shown, strict=True):
             assert caption["at"] == pytest.approx(caption["now"], abs=0.001)
             assert caption["line"] and (caption["line"], caption["spoken"]) == said_at(cues[name], caption["now"])
+    for shown in sought:
+        for name, caption in zip(names, shown, strict=True):
+            assert caption["at"] == pytest.approx(caption["now"], abs=0.001)
+            assert (caption["line"], caption["spoken"]) == said_at(cues[name], caption["now"]), caption
+    assert [shown[0]["spoken"] for shown in sought] == [word.text for word in words]
+
+
+def shown_once_still(page) -> list[dict]:
+    """What the captions show once every video has finished seeking and the page has painted."""
+    page.wait_for_function("Array.from(document.querySelectorAll('video')).every(v => !v.seeking)")
+    page.evaluate(NEXT_PAINT)
+    return page.evaluate(SHOWN)
