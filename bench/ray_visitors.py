@@ -109,6 +109,7 @@ def stand_in_spec(size: int) -> EngineSpec[EngineSettings]:
     return EngineSpec(
         key=StandInEngine.key,
         label=StandInEngine.label,
+        name=StandInEngine.label,
         needs_cuda=False,
         read_settings=EngineSettings,
         build=lambda settings, device, progress: StandInEngine(size),
@@ -121,6 +122,7 @@ def random_flashhead_spec(args: argparse.Namespace) -> EngineSpec[RandomWeights]
     return EngineSpec(
         key=f"flashhead-{args.variant}",
         label=f"FlashHead {args.variant.capitalize()} ({'tiny' if args.tiny else 'full-size'} random weights)",
+        name=f"FlashHead {args.variant.capitalize()}",
         needs_cuda=not args.tiny,
         read_settings=functools.partial(read_random_weights, args.variant, args.tiny, size, sizes, args.sessions),
         build=build_random_flashhead,
@@ -258,8 +260,8 @@ def render_section(report: dict) -> str:
         "real-time playback from their first frames would have waited for a frame; useful fps = frames drawn over "
         "all replicas / wall time.",
         "",
-        "| replicas | load | running slots | visitors (served / refused / failed) | first chunk p50 / p95 s "
-        "| stalled | longest wait s | useful fps (demand) |",
+        "| replicas | load | running slots | visitors (served / refused / failed or unfinished) "
+        "| first chunk p50 / p95 s | stalled | longest wait s | useful fps (demand) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(report["rows"], key=lambda r: (r["load"], r["replicas"])):
