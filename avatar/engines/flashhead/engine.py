@@ -190,7 +190,7 @@ class FlashHeadEngine(Engine):
             )
 
     def draw(self, states: list[SessionState], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
-        """One chunk for every session, sessions alike sharing a forward pass; each session's frames trimmed to
+        """One chunk for every session, all in one forward pass; each session's frames trimmed to
         what it owes."""
         frames = self.run(self._render, states, [chunk.audio for chunk in chunks])
         yield [out[: chunk.frames] for out, chunk in zip(frames, chunks, strict=True)]
