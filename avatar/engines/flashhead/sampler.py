@@ -61,6 +61,7 @@ def pin_motion(motions: list[torch.Tensor], frames: int) -> tuple[torch.Tensor, 
     """Each session's motion latents (1, C, m, h, w), m its own, as `sample` takes them: (B, C, frames, h, w)
     zero past each session's m, and the mask (B, 1, frames, 1, 1) of its first m frames."""
     padded = torch.cat([F.pad(motion, (0, 0, 0, 0, 0, frames - motion.shape[2])) for motion in motions])
-    lengths = torch.tensor([motion.shape[2] for motion in motions], device=padded.device)
-    pinned = torch.arange(frames, device=padded.device)[None, :] < lengths[:, None]
+    # Compared on the device with each length as a number: no host-to-device copy to wait for in a step.
+    steps = torch.arange(frames, device=padded.device)
+    pinned = torch.stack([steps < motion.shape[2] for motion in motions])
     return padded, pinned[:, None, :, None, None]
