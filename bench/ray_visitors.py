@@ -17,7 +17,7 @@ Under a time limit per command, run the phases apart and join the tables:
     python bench/ray_visitors.py --out $OUT --replicas 0
     python bench/ray_visitors.py --out $OUT --replicas 1 --merge $OUT/ray_visitors.json
     python bench/ray_visitors.py --out $OUT --replicas 2 --merge $OUT/ray_visitors.json
-Fewer warmed batch sizes (each compiles for a minute or two; steps are at most 8 sessions): --sizes 1,8.
+Steps padded up to sizes compiled one by one (about two minutes each) rather than any size: --sizes 1,8.
 Ray's cost alone, with a stand-in engine that draws nothing (any machine, a minute):
     python bench/ray_visitors.py --stand-in --out $OUT --replicas 0,1 --levels ""
 Quick check of the script on a CPU (tiny models, CPU replicas; checks the plumbing, not the speed):
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.config import FPS, PACKAGE_DIR, SAMPLES_PER_FRAME  # noqa: E402
 from avatar.engines.base import Engine, FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
-from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
+from avatar.engines.flashhead.spec import batch_sizes, default_sessions  # noqa: E402
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress  # noqa: E402
 from avatar.serving.cluster import RayCluster, ServingSettings, replica_runtime_env  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
@@ -117,7 +117,7 @@ def stand_in_spec(size: int) -> EngineSpec[EngineSettings]:
 
 
 def random_flashhead_spec(args: argparse.Namespace) -> EngineSpec[RandomWeights]:
-    sizes = tuple(sorted({1, *(int(n) for n in args.sizes.split(","))})) if args.sizes else None
+    sizes = batch_sizes(args.sizes) if args.sizes else None
     size = args.size or (64 if args.tiny else 512)
     return EngineSpec(
         key=f"flashhead-{args.variant}",
@@ -299,7 +299,7 @@ def main() -> None:
     parser.add_argument("--speech", default="8,15", help="seconds of speech a visitor, least,most")
     parser.add_argument("--trips", type=int, default=20, help="steps timed for a chunk's trip")
     parser.add_argument("--sessions", type=int, default=0, help="sessions per engine (default: by its GPU's size)")
-    parser.add_argument("--sizes", default=None, help="batch sizes to warm, e.g. 1,8 (default: the engine's)")
+    parser.add_argument("--sizes", default=None, help="pad steps to these sizes, e.g. 1,8 (default: any size)")
     parser.add_argument("--variant", choices=("lite", "pro"), default="lite")
     parser.add_argument("--size", type=int, default=None, help="frame size (default 512, tiny 64)")
     parser.add_argument("--replica-cpus", type=float, default=1.0, help="CPU cores Ray reserves per replica")

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from avatar.config import FPS, SAMPLES_PER_FRAME  # noqa: E402
 from avatar.engines.base import Engine  # noqa: E402
 from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine, compute_dtype  # noqa: E402
-from avatar.engines.flashhead.spec import default_sessions  # noqa: E402
+from avatar.engines.flashhead.spec import batch_sizes, default_sessions  # noqa: E402
 from avatar.errors import UserFacingError  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
@@ -370,7 +370,7 @@ def main() -> None:
     parser.add_argument("--speech", default="8,15", help="seconds of speech a visitor, least,most")
     parser.add_argument("--sessions", type=int, default=None, help="engine sessions (default: by GPU size)")
     parser.add_argument("--largest-step", type=int, default=LARGEST_STEP)
-    parser.add_argument("--sizes", default=None, help="batch sizes to warm, e.g. 1,8 (default: 1, 2, 4, ... largest)")
+    parser.add_argument("--sizes", default=None, help="pad steps to these sizes, e.g. 1,8 (default: any size)")
     parser.add_argument("--variant", choices=("lite", "pro"), default="lite")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", type=int, default=None, help="frame size (default 512, tiny 64)")
@@ -397,7 +397,7 @@ def main() -> None:
     start = time.perf_counter()
     pipeline = build_pipeline(args.variant, args.tiny, device, dtype, size)
     engine = FlashHeadEngine(pipeline, args.variant, sessions=sessions, largest_step=args.largest_step)
-    sizes_asked = tuple(sorted({1, *(int(n) for n in args.sizes.split(","))})) if args.sizes else None
+    sizes_asked = batch_sizes(args.sizes) if args.sizes else None
     warm = engine.optimise(
         compiled=device.type == "cuda",
         sizes=sizes_asked,

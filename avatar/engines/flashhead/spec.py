@@ -69,7 +69,7 @@ class FlashHeadSettings(EngineSettings):
             preferred_variant=env_str("AVATAR_FLASHHEAD_VARIANT", defaults.preferred_variant).lower(),
             size=env_int("AVATAR_FLASHHEAD_SIZE", defaults.size),
             batching=env_str("AVATAR_FLASHHEAD_BATCHING", defaults.batching).lower(),
-            warm_sizes=_sizes(env_str("AVATAR_FLASHHEAD_WARM_SIZES", ",".join(map(str, defaults.warm_sizes)))),
+            warm_sizes=batch_sizes(env_str("AVATAR_FLASHHEAD_WARM_SIZES", ",".join(map(str, defaults.warm_sizes)))),
         )
 
     def preselect(self) -> bool:
@@ -77,7 +77,7 @@ class FlashHeadSettings(EngineSettings):
         return self.variant == self.preferred_variant and Path(self.weights).expanduser().is_dir()
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def batch_sizes(text: str) -> tuple[int, ...]:
     """"1,8" -> (1, 8): batch sizes, 1 always among them."""
     return tuple(sorted({1, *(int(part) for part in text.split(",") if part.strip())}))
 
