@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from avatar.config import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME
+from avatar.engines.flashhead.compiled import compiled
 
 WINDOW_RADIUS = 2
 BUFFER_SECONDS = 8
@@ -24,6 +25,11 @@ class AudioFeatures:
     def __init__(
         self, model: Wav2Vec2Model, extractor: Wav2Vec2FeatureExtractor, device: torch.device | str = "cpu"
     ) -> None:
+        if model.config.do_stable_layer_norm:
+            raise ValueError(
+                "FlashHead was trained on wav2vec2-base features; this wav2vec2 model normalises its layers the "
+                "other way (do_stable_layer_norm), so its features would not fit"
+            )
         self.model = model.eval().requires_grad_(False).to(device)
         self.extractor = extractor
         self.device = torch.device(device)
@@ -41,25 +47,37 @@ class AudioFeatures:
         values = self.extractor(list(batch), sampling_rate=ENGINE_SAMPLE_RATE, return_tensors="np").input_values
         return torch.from_numpy(np.asarray(values, dtype=np.float32)).to(self.device)
 
+    def compile(self, any_batch: bool = False, mode: str | None = None) -> None:
+        """Compile the features pass as one graph; with mode "reduce-overhead", one CUDA graph: wav2vec2-base over
+        8 s is about 100 small kernels, so at one session it is launch-bound (6-8 ms on an H200, eager)."""
+        self.features = compiled(self.features, any_batch, mode)
+
     @torch.no_grad()
     def encode(self, waveforms: np.ndarray, frames: int | None = None) -> torch.Tensor:
         """(B, samples) 16 kHz audio -> (B, frames, 12, 768); frames defaults to int(seconds * 25)."""
         values = self.normalise(waveforms)
         if frames is None:
             frames = int(values.shape[-1] * FPS / ENGINE_SAMPLE_RATE)
+        return self.features(values, frames)
+
+    def features(self, values: torch.Tensor, frames: int) -> torch.Tensor:
+        """Normalised (B, samples) -> every encoder layer's output at `frames` frames, (B, frames, 12, 768).
+
+        The encoder's steps before its layers are spelled out here (positional convolution, LayerNorm; dropout is
+        off in eval) and each layer's output kept as it comes: transformers 5.x returns no hidden states when its
+        encoder is called alone, and hooks would split a compiled pass in two. The parity test against the
+        published features checks this against transformers' own encoder.
+        """
         cnn = self.model.feature_extractor(values)
         cnn = F.interpolate(cnn, size=frames, mode="linear", align_corners=True).transpose(1, 2)
         hidden, _ = self.model.feature_projection(cnn)
+        encoder = self.model.encoder
+        hidden = encoder.layer_norm(hidden + encoder.pos_conv_embed(hidden))
         layers: list[torch.Tensor] = []
-        hooks = [
-            layer.register_forward_hook(lambda _m, _i, out: layers.append(out[0] if isinstance(out, tuple) else out))
-            for layer in self.model.encoder.layers
-        ]
-        try:
-            self.model.encoder(hidden)
-        finally:
-            for hook in hooks:
-                hook.remove()
+        for layer in encoder.layers:
+            out = layer(hidden)
+            hidden = out[0] if isinstance(out, tuple) else out
+            layers.append(hidden)
         return torch.stack(layers, dim=2)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from avatar.engines.base import Engine, EngineUnavailable, FaceCrop, SpeechChunk
 from avatar.engines.flashhead.audio_features import AudioFeatures
+from avatar.engines.flashhead.fp8 import fp8_supported
 from avatar.engines.flashhead.pipeline import FlashHeadPipeline, SessionState
 from avatar.engines.flashhead.spec import FlashHeadSettings
 from avatar.engines.flashhead.transformer import WanModelAudioProject
@@ -129,7 +130,8 @@ class FlashHeadEngine(Engine):
         largest = engine.scheduler.batching.largest
         padded = settings.batching == "padded"
         sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes})) if padded else None
-        engine.optimise(compiled, sizes=sizes, progress=progress)
+        fp8 = compiled and settings.wants_fp8(fp8_supported(device))
+        engine.optimise(compiled, sizes=sizes, progress=progress, fp8=fp8)
         return engine
 
     def optimise(
@@ -137,6 +139,7 @@ class FlashHeadEngine(Engine):
         compiled: bool,
         sizes: tuple[int, ...] | None = None,
         progress: Progress | None = None,
+        fp8: bool = False,
     ) -> dict[int, float]:
         """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
         compilation happens at load; the seconds each size took.
@@ -144,10 +147,10 @@ class FlashHeadEngine(Engine):
         Without `sizes`, one compile serves every batch size from 2 up and each size from 1 to the largest
         step is warmed (a step takes every waiting session, up to the largest). With `sizes` (1 among them),
         each is compiled on its own and a step is padded up to the next of them. Uncompiled, a forward may
-        have any size and nothing is warmed.
+        have any size and nothing is warmed. `fp8` runs the transformer's block products in float8 (fp8.py).
         """
         self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
-        self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs, any_batch=sizes is None)
+        self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs, any_batch=sizes is None, fp8=fp8)
         if not compiled:
             return {}
         largest = self.scheduler.batching.largest

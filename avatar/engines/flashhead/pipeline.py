@@ -170,18 +170,27 @@ class FlashHeadPipeline:
         self.colour_match = match_colours
         self.host = HostFrames(device)
 
-    def optimise(self, compile_models: bool, cuda_graphs: bool = False, any_batch: bool = False) -> None:
-        """Fuse q/k/v; optionally compile the transformer, the VAE and the colour match (pays off on CUDA).
+    def optimise(
+        self, compile_models: bool, cuda_graphs: bool = False, any_batch: bool = False, fp8: bool = False
+    ) -> None:
+        """Fuse q/k/v; optionally FP8 products, and compile the transformer, wav2vec2, the VAE and the colour match.
 
-        `cuda_graphs` replays each transformer step as one CUDA graph (mode "reduce-overhead"): a batch-1
-        step is launch-bound (32.5 -> 9.6 ms on an H100). Its graphs belong to the calling thread, so
-        call the pipeline from one thread only (the engine's GPU thread). `any_batch` compiles once for
-        every batch size from 2 up rather than once per size (see `compiled`).
+        `cuda_graphs` replays each transformer step and the audio features as CUDA graphs (mode "reduce-overhead"):
+        at one session both are launch-bound (a step 32.5 -> 9.6 ms on an H100). Their graphs belong to the calling
+        thread, so call the pipeline from one thread only (the engine's GPU thread). `any_batch` compiles once for
+        every batch size from 2 up rather than once per size (see `compiled`). `fp8` runs the transformer's block
+        products in float8 (see fp8.py): a numeric change, worth it only compiled. Compiled on CUDA, cuDNN picks
+        its convolution algorithms by timing them (once per shape, at warm-up): the VAE is mostly 3D convolutions.
         """
         self.transformer.fuse_qkv()
+        if fp8:
+            self.transformer.use_fp8()
         if compile_models:
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = True
             mode = "reduce-overhead" if cuda_graphs else None
             self.denoiser = compiled(self.transformer, any_batch, mode)
+            self.audio.compile(any_batch, mode)
             self.codec.compile(any_batch)
             self.colour_match = compiled(match_colours, any_batch)
 

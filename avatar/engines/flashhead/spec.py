@@ -8,7 +8,10 @@ Settings (each read once, from the environment):
 - AVATAR_FLASHHEAD_SIZE: the frame size (the model was trained at 512);
 - AVATAR_FLASHHEAD_BATCHING: "any" (one compile at load serves every batch size from 2 up; a step draws just
   the sessions waiting) or "padded" (each of AVATAR_FLASHHEAD_WARM_SIZES compiled at load, about 140 s each on
-  an H200, and a step padded up to the next of them).
+  an H200, and a step padded up to the next of them);
+- AVATAR_FLASHHEAD_FP8: "off" (bfloat16 throughout) or "on" (float8 matrix products in the transformer's blocks,
+  where the GPU has FP8 tensor cores and the models are compiled). Off by default: on an H200 it saved nothing
+  (bench/RESULTS.md, which also measures how much it changes the numerics).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ VARIANTS = ("lite", "pro")
 # card (A100 40GB, L40S) about half that; smaller ones a few. Not from any GPU: 1 (ZeroGPU books a GPU per run).
 SESSIONS_BY_GPU_GIB = ((70, 16), (40, 8), (0, 2))
 BATCHINGS = ("any", "padded")
+FP8_CHOICES = ("on", "off")
 # Padded, compiled at load: a lone visitor's step, and a full one that every step of 2 to 8 is padded up to.
 # Measured on an H200 (bench/RESULTS.md): 140 s of compiling a size, so 1, 2, 4 and 8 would keep the app from
 # starting for over nine minutes.
@@ -53,10 +57,17 @@ class FlashHeadSettings(EngineSettings):
     size: int = 512
     batching: str = "any"
     warm_sizes: tuple[int, ...] = WARM_SIZES
+    fp8: str = "off"
 
     def __post_init__(self) -> None:
         if self.batching not in BATCHINGS:
             raise ValueError(f"AVATAR_FLASHHEAD_BATCHING must be one of {', '.join(BATCHINGS)}, not {self.batching!r}")
+        if self.fp8 not in FP8_CHOICES:
+            raise ValueError(f"AVATAR_FLASHHEAD_FP8 must be one of {', '.join(FP8_CHOICES)}, not {self.fp8!r}")
+
+    def wants_fp8(self, supported: bool) -> bool:
+        """Whether the transformer multiplies in float8, given whether the GPU has FP8 tensor cores."""
+        return self.fp8 == "on" and supported
 
     @classmethod
     def from_env(cls, variant: str) -> FlashHeadSettings:
@@ -70,6 +81,7 @@ class FlashHeadSettings(EngineSettings):
             size=env_int("AVATAR_FLASHHEAD_SIZE", defaults.size),
             batching=env_str("AVATAR_FLASHHEAD_BATCHING", defaults.batching).lower(),
             warm_sizes=batch_sizes(env_str("AVATAR_FLASHHEAD_WARM_SIZES", ",".join(map(str, defaults.warm_sizes)))),
+            fp8=env_str("AVATAR_FLASHHEAD_FP8", defaults.fp8).lower(),
         )
 
     def preselect(self) -> bool:
