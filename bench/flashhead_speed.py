@@ -4,8 +4,11 @@ Full-size models with random weights (speed does not depend on weight values), s
 One command, e.g. on a GPU:  python bench/flashhead_speed.py --variant lite --configs engine --batches 1,8
 and a quick CPU check of the script itself:  python bench/flashhead_speed.py --tiny --device cpu --configs eager,engine
 Configs: eager / compiled / graphs time the pipeline's stages; engine goes through FlashHeadEngine as the app
-does (its GPU thread, CUDA graphs, compiled VAE, pinned host copies) and adds its end-to-end chunk period
-and first-chunk latency (a fresh batch's first step -> its frames) through `engine.draw`.
+does (its GPU thread, CUDA graphs, compiled VAE and wav2vec2, pinned host copies, FP8 products where the GPU has
+them) and adds its end-to-end chunk period and first-chunk latency (a fresh batch's first step -> its frames)
+through `engine.draw`; engine-fp8 is the same with AVATAR_FLASHHEAD_FP8=on. quality compares FP8 with bf16 on
+the same seeded weights and inputs (the transformer's relative error, PSNR of the frames of two chunks); decode
+times the eager LTX decode with cuDNN's algorithm search off and on.
 Prints a table, writes JSON (--json) and rewrites the "## FlashHead engine" section of bench/RESULTS.md.
 """
 
@@ -29,8 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.engines.base import FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.audio_features import AudioFeatures  # noqa: E402
+from avatar.engines.flashhead.compiled import compiled  # noqa: E402
 from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
-from avatar.engines.flashhead.pipeline import FlashHeadPipeline, SessionState  # noqa: E402
+from avatar.engines.flashhead.fp8 import fp8_supported  # noqa: E402
+from avatar.engines.flashhead.pipeline import ChunkLayout, FlashHeadPipeline, SessionState  # noqa: E402
+from avatar.engines.flashhead.spec import FlashHeadSettings  # noqa: E402
 from avatar.engines.flashhead.transformer import WanModelAudioProject  # noqa: E402
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
@@ -57,6 +63,10 @@ PREDICTIONS = {
     "pinned staging + side-stream host copy": "b8 to-host 118 -> ~10 ms (151 MB at PCIe speed, plus a ~15 ms "
     "host memcpy out of the staging buffer); in the engine the copy also overlaps the re-encode",
     "compiled LTX encoder": "re-encode b8 77 -> ~35 ms (the decoder gained 2.2x from compiling)",
+    "FP8 block products (row-wise scales, quantisation fused by compile)": "GEMMs 1.5x faster (measured alone), "
+    "56% of a b8 step: step 58.5 -> ~48 ms at b8 (-18%), 9.4 -> ~8.5 ms at b1; b8 useful fps 421 -> ~470",
+    "wav2vec2 compiled as one CUDA graph": "audio stage b1 8.2 -> ~3 ms (first chunk 72 -> ~67 ms), b8 15.3 -> ~8 ms",
+    "cuDNN algorithm search (cudnn.benchmark)": "LTX decode 0-20% faster: its 3D convolutions are 90% of it",
     "engine batching 8/16/32": "chunk at b8 ~ 15 audio + 236 DiT + 138 decode + 13 colour + 35 re-encode + ~15 "
     "copy = ~450 ms -> ~425 useful fps; b16/b32 about the same per session: 500 not reached while decode is 17 ms "
     "a session",
@@ -208,6 +218,107 @@ def measure_engine(engine: FlashHeadEngine, batch: int, chunks: int) -> dict[str
     }
 
 
+def psnr(frames: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of uint8 frames against the reference frames, in dB."""
+    mse = float(np.mean((frames.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def two_chunks(pipeline: FlashHeadPipeline, batch: int) -> np.ndarray:
+    """The frames of two chunks (a first and a later one) of `batch` seeded sessions, eager, as uint8."""
+    crop = np.random.default_rng(1).integers(0, 256, (pipeline.size, pipeline.size, 3), dtype=np.uint8)
+    states = [pipeline.start(crop, seed) for seed in range(batch)]
+    rng = np.random.default_rng(2)
+    frames = []
+    for _ in range(2):
+        audio = [rng.uniform(-0.3, 0.3, pipeline.layout.new_samples).astype(np.float32) for _ in states]
+        frames.append(np.stack(pipeline.render(states, audio)))
+    return np.concatenate(frames, axis=1)
+
+
+def fp8_quality(variant: str, tiny: bool, device: torch.device, dtype: torch.dtype, size: int) -> dict[str, float]:
+    """FP8 against bf16 on the same seeded random weights and inputs: the transformer output's relative error and
+    the PSNR of two chunks' frames (random weights, so this is how far the numbers move, not how a real face looks)."""
+    torch.manual_seed(0)
+    pipeline = build_pipeline(variant, tiny, device, dtype, size)
+    pipeline.optimise(compile_models=False)
+    generator = torch.Generator(device).manual_seed(3)
+    latent = pipeline.codec.encode(
+        pipeline.reference_pixels(np.full((size, size, 3), 128, np.uint8)).expand(-1, -1, 33, -1, -1).to(dtype)
+    )
+    shape = (2, *latent.shape[1:])
+    inputs = {
+        "x": torch.randn(shape, generator=generator, device=device, dtype=dtype),
+        "y": torch.randn(shape, generator=generator, device=device, dtype=dtype),
+        "timestep": torch.tensor([999.0, 500.0], device=device),
+        "context": torch.randn(2, 33, 5, 12, 768, generator=generator, device=device, dtype=dtype),
+    }
+    with torch.no_grad():
+        reference_out = pipeline.transformer(**inputs).float()
+        reference_frames = two_chunks(pipeline, 2)
+        pipeline.transformer.use_fp8()
+        fp8_out = pipeline.transformer(**inputs).float()
+        fp8_frames = two_chunks(pipeline, 2)
+    return {
+        "transformer_relative_error": float((fp8_out - reference_out).norm() / reference_out.norm()),
+        "frames_psnr_db": psnr(fp8_frames, reference_frames),
+        "frames_max_level_difference": int(np.abs(fp8_frames.astype(int) - reference_frames.astype(int)).max()),
+    }
+
+
+def transformer_steps(
+    variant: str, tiny: bool, layers: int, batches: list[int], clock: Clock, dtype: torch.dtype
+) -> dict[str, float]:
+    """One compiled step (CUDA graphs on a GPU) of a transformer of `layers` blocks, bf16 against FP8, at each batch
+    size: what FP8 saves per block, without compiling all 30 blocks twice."""
+    sizes = dict(TINY if tiny else FULL, num_layers=layers)
+    shapes = dict(VARIANT_SHAPES[variant])
+    if tiny:
+        shapes["in_dim"], shapes["out_dim"] = (16, 8) if variant == "lite" else (32, 16)
+    latent_frames = 1 + 32 // shapes["vae_stride"][0]
+    side = 512 // shapes["vae_stride"][1] if not tiny else 2
+    mode = "reduce-overhead" if clock.device.type == "cuda" else None
+    rows = {}
+    for fp8 in (False, True):
+        torch.manual_seed(0)
+        with torch.device(clock.device):
+            transformer = WanModelAudioProject(**sizes, **shapes).to(dtype).eval().requires_grad_(False)
+        transformer.fuse_qkv()
+        if fp8:
+            transformer.use_fp8()
+        step = compiled(transformer, any_batch=True, mode=mode)
+        for batch in batches:
+            latents = torch.randn(batch, shapes["out_dim"], latent_frames, side, side, device=clock.device, dtype=dtype)
+            context = torch.randn(batch, 33, 5, 12, 768, device=clock.device, dtype=dtype)
+            timestep = torch.full((batch,), 999.0, device=clock.device)
+
+            def call(latents=latents, context=context, timestep=timestep, step=step) -> torch.Tensor:
+                torch.compiler.cudagraph_mark_step_begin()
+                return step(latents, timestep, context, latents)
+
+            with torch.no_grad():
+                times = [clock.time(call)[1] for _ in range(13)]
+            rows[f"b{batch}_{'fp8' if fp8 else 'bf16'}_{layers}_blocks_ms"] = float(np.median(times[3:]))
+    return rows
+
+
+def decode_search(pipeline: FlashHeadPipeline, batches: list[int], clock: Clock) -> dict[str, float]:
+    """The eager VAE decode of a chunk at each batch size, with cuDNN's algorithm search off and on."""
+    rows = {}
+    frames = pipeline.layout.frames
+    latent_frames = 1 + (frames - 1) // pipeline.transformer.frames_per_latent
+    side = pipeline.size // pipeline.transformer.config.vae_stride[1]
+    channels = pipeline.transformer.config.out_dim
+    for search in (False, True):
+        torch.backends.cudnn.benchmark = search
+        for batch in batches:
+            latents = torch.randn(batch, channels, latent_frames, side, side, device=clock.device, dtype=pipeline.dtype)
+            times = [clock.time(lambda latents=latents: pipeline.codec.decode(latents))[1] for _ in range(5)]
+            rows[f"decode_b{batch}_{'search' if search else 'heuristic'}_ms"] = float(np.median(times[2:]))
+    torch.backends.cudnn.benchmark = False
+    return rows
+
+
 def render_section(report: dict) -> str:
     """The markdown section for bench/RESULTS.md."""
     lines = [
@@ -225,12 +336,18 @@ def render_section(report: dict) -> str:
         if "error" in row:
             lines.append(f"| {row['config']} | {row['batch']} | failed: {row['error'][:80]} ||||||||||||| |")
             continue
+        if row["config"] in ("transformer", "quality", "decode"):
+            continue
         lines.append(
             f"| {row['config']} | {row['batch']} | {row['audio_features_ms']:.1f} | {row['transformer_step_ms']:.1f} "
             f"| {row['vae_decode_ms']:.1f} | {row['colour_match_ms']:.1f} | {row['frames_to_host_ms']:.1f} "
             f"| {row['reencode_ms']:.1f} | {row['chunk_ms']:.1f} | {row['useful_fps']:.0f} "
             f"| {row['first_chunk_latency_ms']:.1f} | {engine_cells(row)} | {row['peak_gpu_mem_gib']:.1f} |"
         )
+    for row in report["rows"]:
+        if row["config"] in ("transformer", "quality", "decode") and "error" not in row:
+            values = ", ".join(f"{key} {value:.4g}" for key, value in row.items() if key not in ("config", "batch"))
+            lines += ["", f"{row['config']}: {values}"]
     lines += ["", "Optimisations (prediction; the measured effect is in the table and the notes below):", ""]
     lines += [f"- {name}: {text}" for name, text in PREDICTIONS.items()]
     if report.get("notes"):
@@ -255,6 +372,7 @@ def main() -> None:
     parser.add_argument(
         "--configs", default="eager,compiled,engine", help="eager (b1), compiled, graphs (+ CUDA graphs), engine"
     )
+    parser.add_argument("--layers", type=int, default=4, help="blocks of the transformer config's model")
     parser.add_argument("--tiny", action="store_true", help="tiny random models: checks the script, not the speed")
     parser.add_argument("--json", type=Path, default=Path("bench/out/flashhead_speed.json"))
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
@@ -274,14 +392,32 @@ def main() -> None:
         "dtype": str(dtype).removeprefix("torch."),
         "weights": "tiny random models (script check only)" if args.tiny else "random full-size weights",
         "rows": [],
+        "new_frames": ChunkLayout.for_stride(VARIANT_SHAPES[args.variant]["vae_stride"][0]).new_frames,
     }
     clock = Clock(device)
     for config in args.configs.split(","):
+        if config == "transformer":
+            rows = transformer_steps(args.variant, args.tiny, args.layers, batches, clock, dtype)
+            report["rows"].append({"config": config, "batch": 0, **rows})
+            print(json.dumps(report["rows"][-1]), flush=True)
+            args.json.write_text(json.dumps(report, indent=1))
+            continue
+        if config == "quality":
+            report["rows"].append(
+                {"config": config, "batch": 2, **fp8_quality(args.variant, args.tiny, device, dtype, args.size)}
+            )
+            print(json.dumps(report["rows"][-1]), flush=True)
+            continue
         pipeline = build_pipeline(args.variant, args.tiny, device, dtype, args.size)
-        report["new_frames"] = pipeline.layout.new_frames
-        engine = FlashHeadEngine(pipeline, args.variant) if config == "engine" else None
+        if config == "decode":
+            report["rows"].append({"config": config, "batch": 0, **decode_search(pipeline, batches, clock)})
+            print(json.dumps(report["rows"][-1]), flush=True)
+            continue
+        engine = FlashHeadEngine(pipeline, args.variant) if config.startswith("engine") else None
         if engine is not None:
-            engine.optimise(compiled=device.type == "cuda")
+            on_gpu = device.type == "cuda"
+            fp8 = FlashHeadSettings(fp8="on" if config == "engine-fp8" else "off").wants_fp8(fp8_supported(device))
+            engine.optimise(compiled=on_gpu, fp8=on_gpu and fp8)
         elif config != "eager":
             pipeline.optimise(compile_models=False)
             if device.type == "cuda":
