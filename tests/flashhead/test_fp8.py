@@ -62,7 +62,9 @@ def test_the_transformer_in_fp8_predicts_velocities_close_to_the_full_precision_
     assert sum(isinstance(module, Fp8Linear) for module in fp8.modules()) == 8 * TINY_LITE["num_layers"]
 
 
-@pytest.mark.parametrize(("choice", "supported", "expected"), [("on", True, True), ("on", False, False), ("off", True, False)])
+@pytest.mark.parametrize(
+    ("choice", "supported", "expected"), [("on", True, True), ("on", False, False), ("off", True, False)]
+)
 def test_fp8_is_used_only_where_the_gpu_has_fp8_tensor_cores_and_never_when_switched_off(choice, supported, expected):
     assert FlashHeadSettings(fp8=choice).wants_fp8(supported) is expected
 
