@@ -2,24 +2,30 @@
 
 ZeroGPU itself exists only on Hugging Face. This runs its client, the `spaces` package, for real:
 its torch patching while the app loads, its packing of the weights at launch, its forked GPU worker,
-its pickled arguments and streamed results, and its stop on cancel. Only the Space's device API,
-which lends a GPU to each call, is played by a small server on loopback that always lends this
-machine's GPU. The engine is loaded the way app.py loads it on ZeroGPU (registry, main thread,
-uncompiled) from full-size random weights written in the published layout, so no download is needed.
+its pickled arguments and streamed results, its stop on cancel, and its ahead-of-time compilation.
+Only the Space's device API, which lends a GPU to each call, is played by a small server on loopback
+that always lends this machine's GPU. The engine is loaded the way app.py loads it on ZeroGPU
+(registry, main thread), from full-size random weights written in the published layout, so no download
+is needed: loaded uncompiled, then its transformer compiled ahead of time in one GPU call before launch
+(avatar/engines/flashhead/ahead.py); with --uncompiled it stays uncompiled, as before that existed.
 
 Measures, for a run of --seconds of speech: time to the first frames and to the last, for a cold
-worker (fork, CUDA start, weights moved to the GPU) and a warm one; a cancel; and that the embedded
-animator books no GPU. Needs CUDA:  python bench/zerogpu_rehearsal.py [--tiny] [--seconds 10]
-Prints a table, writes JSON (--json) and rewrites the "## ZeroGPU rehearsal" section of bench/RESULTS.md.
+worker (fork, CUDA start, weights moved to the GPU, the compiled package loaded) and a warm one; a
+cancel; and that the embedded animator books no GPU. Needs CUDA:
+    python bench/zerogpu_rehearsal.py [--tiny] [--seconds 10] [--uncompiled] [--merge earlier.json]
+Prints a table, writes JSON (--json) and rewrites the "## ZeroGPU rehearsal" section of bench/RESULTS.md;
+--merge adds the rows of earlier runs' JSON (an --uncompiled one, say) to the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,7 @@ from urllib.parse import parse_qs, urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SECTION = "ZeroGPU rehearsal"
+COMPILED = "compiled ahead of time"
 
 
 class DeviceApi(ThreadingHTTPServer):
@@ -98,13 +105,33 @@ def write_weights(root: Path, tiny: bool) -> None:
     Wav2Vec2FeatureExtractor().save_pretrained(root / "wav2vec2")
 
 
+class LogLines(logging.Handler):
+    """The lines a logger writes, kept for the report (what a Space's log would show)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname}: {record.getMessage()}")
+        print(self.lines[-1], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of speech in each run")
     parser.add_argument("--tiny", action="store_true", help="tiny random models: checks the script, not the speed")
+    parser.add_argument(
+        "--uncompiled", action="store_true", help="leave FlashHead uncompiled, as before it was compiled at start-up"
+    )
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="earlier rehearsal JSON to add rows from")
     parser.add_argument("--json", type=Path, default=Path("bench/out/zerogpu_rehearsal.json"))
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
     args = parser.parse_args()
+    earlier = [json.loads(path.read_text()) for path in args.merge]
 
     api = DeviceApi(first_gpu_uuid())
     work = Path(tempfile.mkdtemp(prefix="zerogpu-"))
@@ -119,14 +146,22 @@ def main() -> None:
     import numpy as np
     import torch
     from PIL import Image
+    from torch.utils.cpp_extension import CUDA_HOME
 
     from avatar.config import SAMPLE_FACES_DIR, Settings
     from avatar.engines.animate import draw_frames_on_gpu, raising_messages
+    from avatar.engines.flashhead.engine import FlashHeadEngine
+    from avatar.engines.flashhead.spec import FlashHeadSettings
     from avatar.engines.handles import handle_of
     from avatar.engines.registry import EngineRegistry
     from avatar.speech.utterance import Utterance
     from bench.flashhead_speed import face_from_crop
     from bench.results import write_section
+
+    # AOTInductor builds the compiled package with a C++ compiler, against the CUDA toolkit's headers.
+    cxx = shutil.which("g++") or shutil.which("c++")
+    toolchain = f"CUDA toolkit {CUDA_HOME or 'not found'}, C++ compiler {cxx or 'not found'}"
+    print(f"AOTInductor's toolchain: {toolchain}", flush=True)
 
     started = time.perf_counter()
     write_weights(work / "weights", args.tiny)
@@ -139,9 +174,16 @@ def main() -> None:
         AVATAR_FLASHHEAD_SIZE=str(size),
     )
     registry = EngineRegistry(Settings(engine=key, crop_size=size))
+    compile_log = LogLines("avatar.engines.flashhead.ahead")
     started = time.perf_counter()
-    engine = registry.get(key)
+    if args.uncompiled:
+        settings = FlashHeadSettings.from_env("lite")
+        engine = FlashHeadEngine.from_settings(settings, torch.device("cuda"), compile_models=False)
+    else:
+        engine = registry.get(key)  # as app.py: loaded, then compiled ahead of time in one GPU call
     loaded = time.perf_counter() - started
+    # `spaces.aoti_apply` replaces the transformer's forward by the compiled package.
+    compiled = "forward" in vars(engine.pipeline.transformer)
     animator = registry.get(registry.fallback)
     registry.seal()
     # spaces packs the weights and reports to the device API when the first Blocks is launched.
@@ -197,6 +239,9 @@ def main() -> None:
         "gradio": gr.__version__,
         "spaces": package_version("spaces"),
         "weights": "tiny random" if args.tiny else "full-size random",
+        "transformer": COMPILED if compiled else "uncompiled",
+        "compile_log": compile_log.lines,
+        "toolchain": toolchain,
         "speech_seconds": sum(u.duration for u in utterances),
         "frames_wanted": wanted,
         "write_weights_s": written,
@@ -211,7 +256,7 @@ def main() -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
-    section = render_section(report)
+    section = render_section(report, earlier)
     print(section)
     write_section(SECTION, section, args.results)
     page.close()
@@ -220,39 +265,54 @@ def main() -> None:
     os._exit(0)
 
 
-def render_section(report: dict) -> str:
+def render_section(report: dict, earlier: list[dict]) -> str:
+    compiled = report["transformer"] == COMPILED
     lines = [
         f"`{report['command']}` on {report['gpu']}, torch {report['torch']}, gradio {report['gradio']}, "
         f"spaces {report['spaces']}; FlashHead Lite with {report['weights']} weights, "
-        f"uncompiled (as on ZeroGPU), {report['speech_seconds']:.1f} s of speech a run "
+        f"transformer {report['transformer']}, {report['speech_seconds']:.1f} s of speech a run "
         f"({report['frames_wanted']} frames).",
         "",
         "The real `spaces` client ran: torch patched at import, weights placed on `cuda` in the main thread, "
-        "packed at launch, moved to the GPU in its forked worker; arguments and frames went by pickle. "
-        "Only the Space's device API was a stand-in on loopback that lends this GPU at once, so "
+        + (
+            "the transformer compiled ahead of time in a GPU call before launch (`spaces.aoti_compile`) and "
+            "applied in the main process, "
+            if compiled
+            else ""
+        )
+        + "packed at launch, moved to the GPU in its forked worker; arguments and frames went by "
+        "pickle. Only the Space's device API was a stand-in on loopback that lends this GPU at once, so "
         "ZeroGPU's queueing and its GPU slice (half an H200) are not part of these times.",
         "",
-        "| run | first frames (s) | all frames (s) | frames | frames/s | mean change between frames |",
-        "|---|---|---|---|---|---|",
+        "| transformer | run | first frames (s) | all frames (s) | frames | frames/s | mean change between frames |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, row in report["rows"].items():
-        if "total_s" in row:
-            lines.append(
-                f"| {name} | {row['first_s']:.2f} | {row['total_s']:.2f} | {row['frames']} | {row['fps']:.0f} "
-                f"| {row['moving']:.2f} |"
-            )
-        else:
-            lines.append(f"| {name} | {row['first_s']:.2f} | stopped {row['stopped_in_s']:.2f} s after close "
-                         f"| {row['frames']} | | |")
+    for run in (report, *earlier):
+        lines += [table_row(run.get("transformer", "uncompiled"), name, row) for name, row in run["rows"].items()]
     lines += [
         "",
-        f"- Start-up: weights loaded in {report['load_s']:.1f} s, launch with packing "
+        f"- Start-up: weights loaded{' and the transformer compiled' if compiled else ''} in {report['load_s']:.1f} s, "
+        "launch with packing "
         f"{report['launch_and_pack_s']:.1f} s; start-up reported to the device API: {report['startup_reported']}.",
+        *[f"- Start-up log: {line}" for line in report["compile_log"]],
+        f"- AOTInductor's toolchain on this machine: {report['toolchain']}.",
         f"- GPU bookings asked (s): {report['bookings_s']}; failed releases: {report['failed_releases']}.",
         f"- The embedded animator was placed on the {report['animator_on']} (uses the GPU: "
         f"{report['animator_uses_gpu']}), although torch, patched by `spaces`, reports a GPU in the main process.",
     ]
     return "\n".join(lines)
+
+
+def table_row(transformer: str, name: str, row: dict) -> str:
+    if "total_s" in row:
+        return (
+            f"| {transformer} | {name} | {row['first_s']:.2f} | {row['total_s']:.2f} | {row['frames']} "
+            f"| {row['fps']:.0f} | {row['moving']:.2f} |"
+        )
+    return (
+        f"| {transformer} | {name} | {row['first_s']:.2f} | stopped {row['stopped_in_s']:.2f} s after close "
+        f"| {row['frames']} | | |"
+    )
 
 
 if __name__ == "__main__":

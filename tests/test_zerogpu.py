@@ -23,6 +23,7 @@ from avatar.engines.animate import (
 )
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
+from avatar.engines.flashhead.ahead import compile_on_gpu
 from avatar.engines.handles import handle_of
 from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
@@ -82,6 +83,21 @@ def test_with_spaces_installed_but_no_zerogpu_the_gpu_work_is_the_plain_function
     assert not zerogpu.ACTIVE
     assert zerogpu.gpu_task(duration=booked_seconds)(draw_frames) is draw_frames
     assert not hasattr(draw_frames_on_gpu, "zerogpu"), "spaces marks the functions it wraps for ZeroGPU"
+
+
+def test_compiling_at_start_up_books_zerogpus_longest_start_up_call_and_elsewhere_runs_in_process():
+    handle = handle_of(DefaultEngine("cpu"))
+    assert zerogpu.startup_booking(handle) == zerogpu.STARTUP_BOOKING == 1500
+    assert not hasattr(compile_on_gpu, "zerogpu"), "off ZeroGPU the start-up compile is the plain function"
+
+
+def test_a_failed_gpu_call_is_told_in_one_line_with_what_failed_in_the_worker():
+    from spaces.zero.gradio import error  # what `spaces` raises when its worker fails or a booking is refused
+
+    in_the_worker = error("ZeroGPU worker error", "TorchRuntimeError")
+    assert zerogpu.failure(in_the_worker) == "ZeroGPU worker error: TorchRuntimeError"
+    assert zerogpu.failure(RuntimeError("CUDA out of memory")) == "RuntimeError: CUDA out of memory"
+    assert zerogpu.failure(TimeoutError()) == "TimeoutError"
 
 
 def test_without_the_spaces_package_the_app_imports_and_runs_its_gpu_work_in_process():

@@ -97,8 +97,15 @@ def batch_sizes(text: str) -> tuple[int, ...]:
 def _build(settings: FlashHeadSettings, device: torch.device, progress: Progress | None):
     from avatar.engines.flashhead.engine import FlashHeadEngine
 
-    # ZeroGPU lends the GPU for single runs only, so there is no GPU at load time to compile on.
-    return FlashHeadEngine.from_settings(settings, device, progress, compile_models=False if zerogpu.ACTIVE else None)
+    if not zerogpu.ACTIVE:
+        return FlashHeadEngine.from_settings(settings, device, progress)
+    # ZeroGPU lends the GPU for single calls only: nothing to torch.compile on at load, and a run's worker would lose
+    # what it compiled. So the transformer is compiled ahead of time in one call (left uncompiled if that fails).
+    from avatar.engines.flashhead.ahead import compile_ahead
+
+    engine = FlashHeadEngine.from_settings(settings, device, progress, compile_models=False)
+    compile_ahead(engine, progress)
+    return engine
 
 
 def _spec(variant: str) -> EngineSpec[FlashHeadSettings]:

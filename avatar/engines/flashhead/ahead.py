@@ -1,0 +1,109 @@
+"""FlashHead's transformer compiled ahead of time at start-up, for ZeroGPU, where torch.compile cannot serve.
+
+On ZeroGPU there is no GPU at start-up, and each run draws in a worker forked from the app, so whatever a worker
+compiled would be lost with it. `spaces` compiles ahead of time instead (AOTInductor): in one GPU call at start-up
+the transformer's arguments are captured from a chunk of a grey face, the transformer is exported on them and
+compiled; the compiled package and its weights come back to the app by pickle, replace the transformer's forward
+there, and every run's worker, forked later, runs them.
+
+One shape serves every call: a ZeroGPU worker draws one run at a time, so one session (batch 1), and first and
+later chunks share one forward (the sampler pins motion frames with a mask and the audio windows have a fixed
+length). A failed compile leaves the transformer as it was: the app starts and runs uncompiled, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from avatar import zerogpu
+from avatar.engines.flashhead.engine import FlashHeadEngine
+from avatar.engines.flashhead.pipeline import FlashHeadPipeline
+from avatar.engines.handles import EngineHandle, handle_of
+from avatar.engines.spec import Progress
+
+log = logging.getLogger(__name__)
+
+CompiledTransformer = Callable[..., torch.Tensor]
+
+# Inductor's own defaults; `spaces` adds the settings its packaging needs.
+INDUCTOR_CONFIGS: dict[str, object] = {}
+# The compiled transformer's output on the captured arguments, against the uncompiled one's (relative L2 error):
+# rounding stays well below this (one bfloat16 forward against float32: 0.8-2%, bench/RESULTS.md "parity"; float32
+# compiled: 1e-7), while a wrong package is off by about 100%.
+LARGEST_ERROR = 0.25
+
+
+class AheadOfTimeError(RuntimeError):
+    """The compiled transformer does not compute what the uncompiled one does."""
+
+
+def captured_arguments(pipeline: FlashHeadPipeline, aoti: ModuleType) -> tuple[torch.Tensor, ...]:
+    """What the sampler hands the transformer in a chunk of one session (a grey face, silence): the shapes and
+    dtypes of every later call. The chunk stops there; the session drawn for it is thrown away."""
+    grey = np.full((pipeline.size, pipeline.size, 3), 128, dtype=np.uint8)
+    silence = np.zeros(pipeline.layout.new_samples, dtype=np.float32)
+    state = pipeline.start(grey, seed=0)
+    with aoti.aoti_capture(pipeline, "denoiser") as call:
+        pipeline.render([state], [silence])
+    return call.args
+
+
+def relative_error(output: torch.Tensor, expected: torch.Tensor) -> float:
+    """|output - expected| / |expected| over all elements (L2), in float32."""
+    expected = expected.float()
+    return float(torch.linalg.vector_norm(output.float() - expected) / torch.linalg.vector_norm(expected))
+
+
+@torch.no_grad()
+def compile_transformer(pipeline: FlashHeadPipeline, aoti: ModuleType) -> CompiledTransformer:
+    """The transformer exported on a captured chunk's arguments and compiled ahead of time by `aoti`; loaded and
+    checked against the uncompiled transformer on those arguments here, so that a package that would fail in every
+    run fails at start-up instead. Raises whatever export or compile raised, or AheadOfTimeError."""
+    args = captured_arguments(pipeline, aoti)
+    expected = pipeline.transformer(*args)  # before export: it also caches the rotary tables as plain tensors
+    exported = torch.export.export(pipeline.transformer, args)
+    compiled = aoti.aoti_compile(exported, INDUCTOR_CONFIGS)
+    error = relative_error(compiled(*args), expected)
+    if not error <= LARGEST_ERROR:
+        raise AheadOfTimeError(f"the compiled transformer is off by {error:.1%} against the uncompiled one")
+    return compiled
+
+
+@zerogpu.gpu_task(duration=zerogpu.startup_booking)
+def compile_on_gpu(engine: EngineHandle, aoti: ModuleType | None = None) -> CompiledTransformer:
+    """`compile_transformer` in one GPU call (on ZeroGPU, in a worker; the result travels back by pickle).
+
+    `aoti` is `spaces` unless given: its AoTI functions import only with a CUDA build of torch, so the tests hand
+    in the same functions loaded on the CPU (in process: a module does not pickle).
+    """
+    return compile_transformer(engine.engine.pipeline, aoti or zerogpu.spaces)
+
+
+def compile_ahead(engine: FlashHeadEngine, progress: Progress | None = None, aoti: ModuleType | None = None) -> bool:
+    """Compile the engine's transformer ahead of time in one GPU call and run it compiled from then on. Call it
+    before any run's worker forks: a worker runs what the app held when it forked.
+
+    Whatever fails (export, compile, the check, ZeroGPU's booking or its time) leaves the transformer as it was;
+    one log line says so in plain words, and False is returned.
+    """
+    if progress is not None:
+        progress(0.0, f"Compiling {engine.label} ahead of time on the GPU (a few minutes, once)")
+    started = time.perf_counter()
+    try:
+        compiled = compile_on_gpu(handle_of(engine), aoti)
+    except Exception as error:  # any failure: the engine still works uncompiled
+        log.warning(
+            "%s will run uncompiled, and slower: compiling its transformer ahead of time failed (%s).",
+            engine.label,
+            zerogpu.failure(error),
+        )
+        return False
+    (aoti or zerogpu.spaces).aoti_apply(compiled, engine.pipeline.transformer)
+    log.info("%s: transformer compiled ahead of time in %.0f s.", engine.label, time.perf_counter() - started)
+    return True
