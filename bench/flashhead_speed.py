@@ -73,17 +73,23 @@ PREDICTIONS = {
 }
 
 
-def random_models(variant: str, tiny: bool) -> tuple[WanModelAudioProject, ModelMixin, Wav2Vec2Model]:
-    """Transformer, VAE and wav2vec2 of the published sizes (or tiny ones), random weights, on the current device."""
+def transformer_config(variant: str, tiny: bool) -> dict:
+    """The transformer's constructor arguments: the published sizes of `variant`, or tiny ones of its layout."""
     shapes = dict(VARIANT_SHAPES[variant])
     if tiny:
         shapes["in_dim"], shapes["out_dim"] = (16, 8) if variant == "lite" else (32, 16)
-    transformer = WanModelAudioProject(**(TINY if tiny else FULL), **shapes)
+    return {**(TINY if tiny else FULL), **shapes}
+
+
+def random_models(variant: str, tiny: bool) -> tuple[WanModelAudioProject, ModelMixin, Wav2Vec2Model]:
+    """Transformer, VAE and wav2vec2 of the published sizes (or tiny ones), random weights, on the current device."""
+    config = transformer_config(variant, tiny)
+    transformer = WanModelAudioProject(**config)
     if variant == "lite":
         channels = (8, 8, 8, 8) if tiny else (128, 256, 512, 512)
         layers = (1, 1, 1, 1, 1) if tiny else (4, 3, 3, 3, 4)
         vae = AutoencoderKLLTXVideo(
-            latent_channels=shapes["out_dim"],
+            latent_channels=config["out_dim"],
             block_out_channels=channels,
             decoder_block_out_channels=channels,
             layers_per_block=layers,
@@ -271,24 +277,21 @@ def transformer_steps(
 ) -> dict[str, float]:
     """One compiled step (CUDA graphs on a GPU) of a transformer of `layers` blocks, bf16 against FP8, at each batch
     size: what FP8 saves per block, without compiling all 30 blocks twice."""
-    sizes = dict(TINY if tiny else FULL, num_layers=layers)
-    shapes = dict(VARIANT_SHAPES[variant])
-    if tiny:
-        shapes["in_dim"], shapes["out_dim"] = (16, 8) if variant == "lite" else (32, 16)
-    latent_frames = 1 + 32 // shapes["vae_stride"][0]
-    side = 512 // shapes["vae_stride"][1] if not tiny else 2
+    config = dict(transformer_config(variant, tiny), num_layers=layers)
+    latent_frames = 1 + 32 // config["vae_stride"][0]
+    side = 512 // config["vae_stride"][1] if not tiny else 2
     mode = "reduce-overhead" if clock.device.type == "cuda" else None
     rows = {}
     for fp8 in (False, True):
         torch.manual_seed(0)
         with torch.device(clock.device):
-            transformer = WanModelAudioProject(**sizes, **shapes).to(dtype).eval().requires_grad_(False)
+            transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
         transformer.fuse_qkv()
         if fp8:
             transformer.use_fp8()
         step = compiled(transformer, any_batch=True, mode=mode)
         for batch in batches:
-            latents = torch.randn(batch, shapes["out_dim"], latent_frames, side, side, device=clock.device, dtype=dtype)
+            latents = torch.randn(batch, config["out_dim"], latent_frames, side, side, device=clock.device, dtype=dtype)
             context = torch.randn(batch, 33, 5, 12, 768, device=clock.device, dtype=dtype)
             timestep = torch.full((batch,), 999.0, device=clock.device)
 
@@ -395,23 +398,25 @@ def main() -> None:
         "new_frames": ChunkLayout.for_stride(VARIANT_SHAPES[args.variant]["vae_stride"][0]).new_frames,
     }
     clock = Clock(device)
+
+    def record(row: dict) -> None:
+        """Keep a row: in the report, printed, and in the JSON at once (a run cut short keeps what it measured)."""
+        report["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+
     for config in args.configs.split(","):
         if config == "transformer":
-            rows = transformer_steps(args.variant, args.tiny, args.layers, batches, clock, dtype)
-            report["rows"].append({"config": config, "batch": 0, **rows})
-            print(json.dumps(report["rows"][-1]), flush=True)
-            args.json.write_text(json.dumps(report, indent=1))
+            steps = transformer_steps(args.variant, args.tiny, args.layers, batches, clock, dtype)
+            record({"config": config, "batch": 0, **steps})
             continue
         if config == "quality":
-            report["rows"].append(
-                {"config": config, "batch": 2, **fp8_quality(args.variant, args.tiny, device, dtype, args.size)}
-            )
-            print(json.dumps(report["rows"][-1]), flush=True)
+            record({"config": config, "batch": 2, **fp8_quality(args.variant, args.tiny, device, dtype, args.size)})
             continue
         pipeline = build_pipeline(args.variant, args.tiny, device, dtype, args.size)
         if config == "decode":
-            report["rows"].append({"config": config, "batch": 0, **decode_search(pipeline, batches, clock)})
-            print(json.dumps(report["rows"][-1]), flush=True)
+            record({"config": config, "batch": 0, **decode_search(pipeline, batches, clock)})
             continue
         engine = FlashHeadEngine(pipeline, args.variant) if config.startswith("engine") else None
         if engine is not None:
@@ -436,10 +441,7 @@ def main() -> None:
                     row = {"config": config, "batch": batch, **stages, **measure_engine(engine, batch, args.chunks)}
             except Exception as error:  # one failed configuration must not lose the others' numbers
                 row = {"config": config, "batch": batch, "error": f"{type(error).__name__}: {error}"}
-            report["rows"].append(row)
-            print(json.dumps(row), flush=True)
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(report, indent=1))
+            record(row)
         del pipeline, engine
         if device.type == "cuda":
             torch.cuda.empty_cache()
