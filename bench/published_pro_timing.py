@@ -37,25 +37,17 @@ from diffusers import AutoencoderKLWan
 from torch._dynamo.utils import counters
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from avatar.engines.flashhead.pipeline import ChunkLayout  # noqa: E402
+from bench.flashhead_speed import FULL, VARIANT_SHAPES  # noqa: E402
+
 STAGES = ("dit", "decode", "encode", "audio")
 STEPS = 4
-NEW_FRAMES = 28  # 33 frames a chunk, less Pro's 5 motion frames
-MOTION_FRAMES = 5
 AUDIO_SECONDS = 8
-PRO = {
-    "dim": 1536,
-    "in_dim": 32,
-    "ffn_dim": 8960,
-    "out_dim": 16,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "eps": 1e-6,
-    "vae_stride": (4, 8, 8),
-    "patch_size": (1, 2, 2),
-    "num_heads": 12,
-    "num_layers": 30,
-    "has_image_input": False,
-}
+PRO = {**FULL, **VARIANT_SHAPES["pro"], "has_image_input": False}
+# 33 frames a chunk: Pro's motion context (5 frames) and 28 new ones.
+LAYOUT = ChunkLayout.for_stride(PRO["vae_stride"][0])
 # The published audio adapter projects to 1536 wide tokens, so the tiny model keeps that width.
 TINY_PRO = {**PRO, "ffn_dim": 64, "text_dim": 16, "freq_dim": 32, "num_layers": 1}
 WAN = {"base_dim": 96, "z_dim": 16}
@@ -154,7 +146,7 @@ def time_decode(out: dict, sizes: Sizes, tiny: bool, timer: Timer, device, dtype
 
 def time_encode(out: dict, sizes: Sizes, tiny: bool, timer: Timer, device, dtype) -> None:
     vae = wan_vae(tiny, device, dtype)
-    frames = torch.randn(1, 3, MOTION_FRAMES, sizes.pixels, sizes.pixels, device=device, dtype=dtype)
+    frames = torch.randn(1, 3, LAYOUT.motion_frames, sizes.pixels, sizes.pixels, device=device, dtype=dtype)
     encode = torch.compile(vae.encode)
     stage = timer.stage(lambda: encode(frames))
     out["vae_encode_motion_compiled_ms"] = stage.pop("ms")
@@ -174,7 +166,7 @@ def chunk_totals(out: dict) -> None:
     if all(part in out for part in parts):
         chunk = STEPS * out[parts[0]] + sum(out[part] for part in parts[1:])
         out["chunk_ms"] = chunk
-        out["useful_fps"] = NEW_FRAMES / (chunk / 1000)
+        out["useful_fps"] = LAYOUT.new_frames / (chunk / 1000)
 
 
 def write(out: dict, path: Path) -> None:
