@@ -33,6 +33,12 @@ def env_str(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
 
 
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse a setting that is none of `choices`, naming the variable and what it may be."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+
+
 @dataclass(frozen=True)
 class Settings:
     """What an operator may change without touching code (see README, "Settings").

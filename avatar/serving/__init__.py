@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from avatar.config import Settings
+from avatar.config import Settings, check_choice
 
 if TYPE_CHECKING:
     from avatar.serving.cluster import RayCluster
@@ -24,8 +24,7 @@ def join_cluster(settings: Settings) -> RayCluster | None:
     Raises `ClusterUnreachable` (naming AVATAR_RAY_ADDRESS) when the cluster cannot be reached, so the
     app stops at start-up rather than at a visitor's first run.
     """
-    if settings.serve not in SERVE_MODES:
-        raise ValueError(f"AVATAR_SERVE must be one of {', '.join(SERVE_MODES)}, not {settings.serve!r}.")
+    check_choice("AVATAR_SERVE", settings.serve, SERVE_MODES)
     if settings.serve == "off":
         return None
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from avatar import zerogpu
-from avatar.config import env_int, env_str
+from avatar.config import check_choice, env_int, env_str
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
 
 VARIANTS = ("lite", "pro")
@@ -60,10 +60,8 @@ class FlashHeadSettings(EngineSettings):
     fp8: str = "off"
 
     def __post_init__(self) -> None:
-        if self.batching not in BATCHINGS:
-            raise ValueError(f"AVATAR_FLASHHEAD_BATCHING must be one of {', '.join(BATCHINGS)}, not {self.batching!r}")
-        if self.fp8 not in FP8_CHOICES:
-            raise ValueError(f"AVATAR_FLASHHEAD_FP8 must be one of {', '.join(FP8_CHOICES)}, not {self.fp8!r}")
+        check_choice("AVATAR_FLASHHEAD_BATCHING", self.batching, BATCHINGS)
+        check_choice("AVATAR_FLASHHEAD_FP8", self.fp8, FP8_CHOICES)
 
     def wants_fp8(self, supported: bool) -> bool:
         """Whether the transformer multiplies in float8, given whether the GPU has FP8 tensor cores."""
