@@ -15,6 +15,7 @@ Prints a table, writes JSON (--json) and rewrites the "## FlashHead engine" sect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shlex
@@ -26,11 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKLLTXVideo, AutoencoderKLWan, ModelMixin
+from torch.autograd import DeviceType
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.engines.base import FaceCrop, SpeechChunk  # noqa: E402
+from avatar.engines.flashhead.ahead import relative_error  # noqa: E402
 from avatar.engines.flashhead.audio_features import AudioFeatures  # noqa: E402
 from avatar.engines.flashhead.compiled import compiled  # noqa: E402
 from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
@@ -266,23 +270,77 @@ def fp8_quality(variant: str, tiny: bool, device: torch.device, dtype: torch.dty
         fp8_out = pipeline.transformer(**inputs).float()
         fp8_frames = two_chunks(pipeline, 2)
     return {
-        "transformer_relative_error": float((fp8_out - reference_out).norm() / reference_out.norm()),
+        "transformer_relative_error": relative_error(fp8_out, reference_out),
         "frames_psnr_db": psnr(fp8_frames, reference_frames),
         "frames_max_level_difference": int(np.abs(fp8_frames.astype(int) - reference_frames.astype(int)).max()),
     }
 
 
+# Attention backends the transformer config compares: SDPA's own choice, and cuDNN's fused attention first.
+ATTENTION_ORDERS = {
+    "sdpa": None,
+    "cudnn": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+}
+# The transformer config's variants: (FP8 products, attention order).
+STEP_VARIANTS = {"bf16": (False, "sdpa"), "bf16-cudnn-attention": (False, "cudnn"), "fp8": (True, "sdpa")}
+# Kernel classes of the profile, by the first word of a kernel's name that matches.
+KERNEL_CLASSES = {
+    "attention": ("flash", "fmha", "sdpa", "attention", "attn"),
+    "matrix products": ("gemm", "nvjet", "cutlass", "xmma", "addmm", "aten::mm", "scaled_mm", "splitk"),
+    "fused elementwise (triton)": ("triton",),
+}
+
+
+def kernel_class(name: str) -> str:
+    """The class of a kernel (or, on a CPU, an aten op) by its name; "other" when none matches."""
+    lowered = name.lower()
+    return next((group for group, words in KERNEL_CLASSES.items() if any(w in lowered for w in words)), "other")
+
+
+def step_profile(step: Callable[[], object], device: torch.device, calls: int = 3) -> dict[str, float]:
+    """Device time of one call of `step` by kernel class (ms), from torch's profiler; the top kernels printed."""
+    activity = torch.profiler.ProfilerActivity.CUDA if device.type == "cuda" else torch.profiler.ProfilerActivity.CPU
+    with torch.profiler.profile(activities=[activity]) as profile:
+        for _ in range(calls):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    wanted = DeviceType.CUDA if device.type == "cuda" else DeviceType.CPU
+    kernels = {}
+    for event in profile.key_averages():
+        if event.device_type == wanted:
+            own = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+            kernels[event.key] = own / 1000 / calls
+    for name, ms in sorted(kernels.items(), key=lambda item: -item[1])[:12]:
+        print(f"  {ms:8.3f} ms  {kernel_class(name):28s} {name[:110]}", flush=True)
+    classes = dict.fromkeys([*KERNEL_CLASSES, "other"], 0.0)
+    for name, ms in kernels.items():
+        classes[kernel_class(name)] += ms
+    return {f"profile_{group.split(' (')[0].replace(' ', '_')}_ms": ms for group, ms in classes.items()}
+
+
 def transformer_steps(
     variant: str, tiny: bool, layers: int, batches: list[int], clock: Clock, dtype: torch.dtype
 ) -> dict[str, float]:
-    """One compiled step (CUDA graphs on a GPU) of a transformer of `layers` blocks, bf16 against FP8, at each batch
-    size: what FP8 saves per block, without compiling all 30 blocks twice."""
+    """One compiled step (CUDA graphs on a GPU) of a transformer of `layers` blocks at each batch size, for each of
+    STEP_VARIANTS (bf16, bf16 with cuDNN's attention first, FP8), with each variant's relative error against bf16 at
+    the largest batch; then where a bf16 step's time goes, by kernel class, from a profile (compiled without CUDA
+    graphs, whose kernels the profiler cannot see into). What a lever saves per block, without compiling all 30
+    blocks for each variant."""
     config = dict(transformer_config(variant, tiny), num_layers=layers)
     latent_frames = 1 + 32 // config["vae_stride"][0]
     side = 512 // config["vae_stride"][1] if not tiny else 2
     mode = "reduce-overhead" if clock.device.type == "cuda" else None
-    rows = {}
-    for fp8 in (False, True):
+    inputs = {}
+    for batch in batches:
+        generator = torch.Generator(clock.device).manual_seed(batch)
+        latents = torch.randn(
+            batch, config["out_dim"], latent_frames, side, side, generator=generator, device=clock.device, dtype=dtype
+        )
+        context = torch.randn(batch, 33, 5, 12, 768, generator=generator, device=clock.device, dtype=dtype)
+        inputs[batch] = (latents, torch.full((batch,), 999.0, device=clock.device), context, latents)
+    rows, outputs = {}, {}
+    for name, (fp8, attention) in STEP_VARIANTS.items():
         torch.manual_seed(0)
         with torch.device(clock.device):
             transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
@@ -290,19 +348,33 @@ def transformer_steps(
         if fp8:
             transformer.use_fp8()
         step = compiled(transformer, any_batch=True, mode=mode)
+        order = ATTENTION_ORDERS[attention]
         for batch in batches:
-            latents = torch.randn(batch, config["out_dim"], latent_frames, side, side, device=clock.device, dtype=dtype)
-            context = torch.randn(batch, 33, 5, 12, 768, device=clock.device, dtype=dtype)
-            timestep = torch.full((batch,), 999.0, device=clock.device)
 
-            def call(latents=latents, context=context, timestep=timestep, step=step) -> torch.Tensor:
+            def call(args=inputs[batch], step=step, order=order) -> torch.Tensor:
                 torch.compiler.cudagraph_mark_step_begin()
-                return step(latents, timestep, context, latents)
+                with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
+                    return step(*args)
 
             with torch.no_grad():
                 times = [clock.time(call)[1] for _ in range(13)]
-            rows[f"b{batch}_{'fp8' if fp8 else 'bf16'}_{layers}_blocks_ms"] = float(np.median(times[3:]))
-    return rows
+                outputs[name] = call().clone()
+            rows[f"b{batch}_{name}_{layers}_blocks_ms"] = float(np.median(times[3:]))
+            print(f"{name} b{batch}: {rows[f'b{batch}_{name}_{layers}_blocks_ms']:.2f} ms", flush=True)
+        if name != "bf16":
+            rows[f"b{batches[-1]}_{name}_relative_error"] = relative_error(outputs[name], outputs["bf16"])
+        del transformer, step
+    torch.manual_seed(0)
+    with torch.device(clock.device):
+        transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
+    transformer.fuse_qkv()
+    graph = compiled(transformer)
+    largest = inputs[max(batches)]
+    with torch.no_grad():
+        for _ in range(3):
+            graph(*largest)
+        profile = step_profile(lambda: graph(*largest), clock.device)
+    return rows | {f"b{max(batches)}_bf16_{key}": ms for key, ms in profile.items()}
 
 
 def decode_search(pipeline: FlashHeadPipeline, batches: list[int], clock: Clock) -> dict[str, float]:

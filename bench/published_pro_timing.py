@@ -134,10 +134,12 @@ def wan_vae(tiny: bool, device, dtype) -> AutoencoderKLWan:
         return AutoencoderKLWan(**(TINY_WAN if tiny else WAN)).to(dtype).eval().requires_grad_(False)
 
 
-def time_decode(out: dict, sizes: Sizes, tiny: bool, timer: Timer, device, dtype) -> None:
+def time_decode(out: dict, sizes: Sizes, tiny: bool, timer: Timer, device, dtype, save: Callable[[], None]) -> None:
+    """The eager decode, saved at once (the compiled one's first call can take minutes), then the compiled one."""
     vae = wan_vae(tiny, device, dtype)
     latents = torch.randn(1, WAN["z_dim"], sizes.latent_frames, sizes.latent, sizes.latent, device=device, dtype=dtype)
     out["vae_decode_eager_ms"] = timer.eager(lambda: vae.decode(latents))
+    save()
     decode = torch.compile(vae.decode)
     stage = timer.stage(lambda: decode(latents))
     out["vae_decode_compiled_ms"] = stage.pop("ms")
@@ -204,19 +206,25 @@ def main() -> None:
         "size": sizes.pixels,
         "runs": args.runs,
     }
+    started = time.perf_counter()
+
+    def save() -> None:
+        chunk_totals(out)
+        write(out, args.json)
+        print(f"[{time.perf_counter() - started:.0f} s] {json.dumps(out)}", flush=True)
+
     with torch.no_grad():
         for stage in stages:
+            print(f"[{time.perf_counter() - started:.0f} s] timing {stage}", flush=True)
             if stage == "dit":
                 time_transformer(out, args.reference, sizes, args.tiny, timer, device, dtype)
             elif stage == "decode":
-                time_decode(out, sizes, args.tiny, timer, device, dtype)
+                time_decode(out, sizes, args.tiny, timer, device, dtype, save)
             elif stage == "encode":
                 time_encode(out, sizes, args.tiny, timer, device, dtype)
             else:
                 time_audio(out, sizes, args.tiny, timer, device)
-            chunk_totals(out)
-            write(out, args.json)
-    print(json.dumps(out, indent=1))
+            save()
 
 
 if __name__ == "__main__":
