@@ -160,7 +160,9 @@ def main() -> None:
 
     # AOTInductor builds the compiled package with a C++ compiler, against the CUDA toolkit's headers.
     cxx = shutil.which("g++") or shutil.which("c++")
-    toolchain = f"CUDA toolkit {CUDA_HOME or 'not found'}, C++ compiler {cxx or 'not found'}"
+    # `spaces` hands the compiled weights back from the GPU worker in shared memory.
+    shm = f"{shutil.disk_usage('/dev/shm').free / 2**30:.1f} GiB" if Path("/dev/shm").is_dir() else "none"
+    toolchain = f"CUDA toolkit {CUDA_HOME or 'not found'}, C++ compiler {cxx or 'not found'}, /dev/shm free {shm}"
     print(f"AOTInductor's toolchain: {toolchain}", flush=True)
 
     started = time.perf_counter()

@@ -11,8 +11,9 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -142,5 +143,38 @@ def test_when_compiling_fails_flashhead_starts_uncompiled_draws_the_same_frames_
     assert "\n" not in message
     utterances = speech(1, reference.pipeline.layout.new_samples)
     face = bench_face(SIZE, seed=2)
+    expected = np.concatenate(list(draw_frames(reference, face, utterances)))
+    assert np.array_equal(np.concatenate(list(draw_frames(engine, face, utterances))), expected)
+
+
+def crashing_package(*args: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("GPU task aborted")  # as `spaces` reports a worker that crashed loading the package
+
+
+def wrong_package(x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("package", [crashing_package, wrong_package], ids=["crashes", "computes-wrong-values"])
+def test_a_compiled_package_that_fails_its_check_is_taken_back_and_flashhead_draws_uncompiled_the_same_frames(
+    settings, reference, aoti, package: Callable[..., torch.Tensor], caplog
+):
+    # The real capture, export and apply, around a package that crashes where it is loaded or computes wrong values.
+    broken = SimpleNamespace(
+        aoti_capture=aoti.aoti_capture, aoti_compile=lambda exported, configs: package, aoti_apply=aoti.aoti_apply
+    )
+    engine = uncompiled(settings)
+    with caplog.at_level(logging.INFO, logger="avatar.engines.flashhead.ahead"):
+        assert not compile_ahead(engine, aoti=broken)
+    (record,) = [record for record in caplog.records if record.name == "avatar.engines.flashhead.ahead"]
+    assert record.levelno == logging.WARNING and "\n" not in record.getMessage()
+    assert record.getMessage().startswith(
+        "FlashHead Lite will run uncompiled, and slower: loading and checking its transformer compiled ahead of time"
+    )
+    transformer = engine.pipeline.transformer
+    assert "forward" not in vars(transformer)
+    assert all(parameter.numel() > 0 for parameter in transformer.parameters())
+    utterances = speech(1, reference.pipeline.layout.new_samples)
+    face = bench_face(SIZE, seed=3)
     expected = np.concatenate(list(draw_frames(reference, face, utterances)))
     assert np.array_equal(np.concatenate(list(draw_frames(engine, face, utterances))), expected)
