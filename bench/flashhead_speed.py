@@ -283,16 +283,18 @@ ATTENTION_ORDERS = {
 }
 # The transformer config's variants: (FP8 products, attention order).
 STEP_VARIANTS = {"bf16": (False, "sdpa"), "bf16-cudnn-attention": (False, "cudnn"), "fp8": (True, "sdpa")}
-# Kernel classes of the profile, by the first word of a kernel's name that matches.
+# Kernel classes of the profile, tried in this order. Inductor's fused kernels come first: those feeding
+# attention carry "scaled_dot_product" in their names but are norms, rope and copies.
 KERNEL_CLASSES = {
+    "fused elementwise (triton)": ("triton",),
     "attention": ("flash", "fmha", "sdpa", "attention", "attn"),
     "matrix products": ("gemm", "nvjet", "cutlass", "xmma", "addmm", "aten::mm", "scaled_mm", "splitk"),
-    "fused elementwise (triton)": ("triton",),
 }
 
 
 def kernel_class(name: str) -> str:
-    """The class of a kernel (or, on a CPU, an aten op) by its name; "other" when none matches."""
+    """The class of a kernel (or, on a CPU, an aten op) by its name, the first of KERNEL_CLASSES that matches;
+    "other" when none does."""
     lowered = name.lower()
     return next((group for group, words in KERNEL_CLASSES.items() if any(w in lowered for w in words)), "other")
 
