@@ -4,11 +4,12 @@ Full-size models with random weights (speed does not depend on weight values), s
 One command, e.g. on a GPU:  python bench/flashhead_speed.py --variant lite --configs engine --batches 1,8
 and a quick CPU check of the script itself:  python bench/flashhead_speed.py --tiny --device cpu --configs eager,engine
 Configs: eager / compiled / graphs time the pipeline's stages; engine goes through FlashHeadEngine as the app
-does (its GPU thread, CUDA graphs, compiled VAE and wav2vec2, pinned host copies, FP8 products where the GPU has
-them) and adds its end-to-end chunk period and first-chunk latency (a fresh batch's first step -> its frames)
-through `engine.draw`; engine-fp8 is the same with AVATAR_FLASHHEAD_FP8=on. quality compares FP8 with bf16 on
-the same seeded weights and inputs (the transformer's relative error, PSNR of the frames of two chunks); decode
-times the eager LTX decode with cuDNN's algorithm search off and on.
+does (its GPU thread, CUDA graphs, compiled VAE and wav2vec2, pinned host copies; bf16, FP8 off as by default)
+and adds its end-to-end chunk period and first-chunk latency (a fresh batch's first step -> its frames) through
+`engine.draw`; engine-fp8 is the same with AVATAR_FLASHHEAD_FP8=on. quality compares FP8 with bf16 on the same
+seeded weights and inputs (the transformer's relative error, PSNR of the frames of two chunks); transformer times
+a few compiled blocks (--layers) in bf16, bf16 with cuDNN's attention first and FP8, and profiles a bf16 step by
+kernel class; decode times the eager LTX decode with cuDNN's algorithm search off and on.
 Prints a table, writes JSON (--json) and rewrites the "## FlashHead engine" section of bench/RESULTS.md.
 """
 
