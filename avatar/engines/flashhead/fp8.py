@@ -4,7 +4,7 @@ Weights are stored once as float8 e4m3 with a scale per output row; activations 
 (the largest magnitude of each row maps to e4m3's largest value) and both go to one `torch._scaled_mm`. Compiled,
 the activation quantisation (a row maximum and a cast) fuses into the op before it; eager, it costs more than the
 faster product saves, so the engine uses FP8 only when it compiles. The numerics change: bench/flashhead_speed.py
-measures the change against bfloat16 (`--configs quality`), and AVATAR_FLASHHEAD_FP8=off turns it off.
+measures the change against bfloat16 (`--configs quality`); it runs only with AVATAR_FLASHHEAD_FP8=on.
 """
 
 from __future__ import annotations
