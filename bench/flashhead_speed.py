@@ -322,6 +322,15 @@ def step_profile(step: Callable[[], object], device: torch.device, calls: int = 
     return {f"profile_{group.split(' (')[0].replace(' ', '_')}_ms": ms for group, ms in classes.items()}
 
 
+def seeded_transformer(config: dict, device: torch.device, dtype: torch.dtype) -> WanModelAudioProject:
+    """A frozen transformer of `config` with fused q/k/v, its random weights the same on every call."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
+    transformer.fuse_qkv()
+    return transformer
+
+
 def transformer_steps(
     variant: str, tiny: bool, layers: int, batches: list[int], clock: Clock, dtype: torch.dtype
 ) -> dict[str, float]:
@@ -344,10 +353,7 @@ def transformer_steps(
         inputs[batch] = (latents, torch.full((batch,), 999.0, device=clock.device), context, latents)
     rows, outputs = {}, {}
     for name, (fp8, attention) in STEP_VARIANTS.items():
-        torch.manual_seed(0)
-        with torch.device(clock.device):
-            transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
-        transformer.fuse_qkv()
+        transformer = seeded_transformer(config, clock.device, dtype)
         if fp8:
             transformer.use_fp8()
         step = compiled(transformer, any_batch=True, mode=mode)
@@ -367,11 +373,7 @@ def transformer_steps(
         if name != "bf16":
             rows[f"b{batches[-1]}_{name}_relative_error"] = relative_error(outputs[name], outputs["bf16"])
         del transformer, step
-    torch.manual_seed(0)
-    with torch.device(clock.device):
-        transformer = WanModelAudioProject(**config).to(dtype).eval().requires_grad_(False)
-    transformer.fuse_qkv()
-    graph = compiled(transformer)
+    graph = compiled(seeded_transformer(config, clock.device, dtype))
     largest = inputs[max(batches)]
     with torch.no_grad():
         for _ in range(3):

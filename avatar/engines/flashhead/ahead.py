@@ -38,6 +38,8 @@ from avatar.engines.spec import Progress
 log = logging.getLogger(__name__)
 
 CompiledTransformer = Callable[..., torch.Tensor]
+# A chunk's transformer arguments, as captured (then, for the check, with the uncompiled output after them).
+Captured = tuple[torch.Tensor, ...]
 
 # Inductor's own defaults; `spaces` adds the settings its packaging needs.
 INDUCTOR_CONFIGS: dict[str, object] = {}
@@ -51,7 +53,7 @@ class AheadOfTimeError(RuntimeError):
     """The compiled transformer does not compute what the uncompiled one does."""
 
 
-def captured_arguments(pipeline: FlashHeadPipeline, aoti: ModuleType) -> tuple[torch.Tensor, ...]:
+def captured_arguments(pipeline: FlashHeadPipeline, aoti: ModuleType) -> Captured:
     """What the sampler hands the transformer in a chunk of one session (a grey face, silence): the shapes and
     dtypes of every later call. The chunk stops there; the session drawn for it is thrown away."""
     grey = np.full((pipeline.size, pipeline.size, 3), 128, dtype=np.uint8)
@@ -66,9 +68,6 @@ def relative_error(output: torch.Tensor, expected: torch.Tensor) -> float:
     """|output - expected| / |expected| over all elements (L2), in float32."""
     expected = expected.float()
     return float(torch.linalg.vector_norm(output.float() - expected) / torch.linalg.vector_norm(expected))
-
-
-Captured = tuple[torch.Tensor, ...]
 
 
 @torch.no_grad()
