@@ -1,6 +1,6 @@
 """One set of face rules: which faces a photo shows, whether it can speak (and why not), and the Face it gives.
 
-A run (`read_face`) and Photo trials (avatar/trials/inspection.py) both decide by these
+A run (`read_face`) and Photo trials (avatar/judging/inspection.py) both decide by these
 rules, so a photo the trials call usable runs, and a photo a run refuses is refused in the
 trials with the same sentence. The landmark model lives in face_mesh.py, the crop in alignment.py.
 """

@@ -23,7 +23,7 @@ from avatar.session import Run, RunStats
 from avatar.sharing import SHARES_FOLDER, ShareRegistry
 from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
-from avatar.trials.inspection import inspect_photo, rank
+from avatar.judging.inspection import inspect_photo, rank
 from avatar.waiting_line import WaitingLine
 
 

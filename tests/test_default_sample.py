@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from avatar.config import Settings
 from avatar.studio import Studio
-from avatar.trials.inspection import inspect_photo
+from avatar.judging.inspection import inspect_photo
 from tests.helpers import ASTRONAUT, GRACE_HOPPER
 
 

@@ -18,8 +18,8 @@ import pytest
 from avatar.config import SAMPLE_FACES_DIR, Settings
 from avatar.errors import UserFacingError
 from avatar.faces import read_face
-from avatar.trials.inspection import PhotoReport, inspect_photo
-from avatar.trials.verdict import Level
+from avatar.judging.inspection import PhotoReport, inspect_photo
+from avatar.judging.verdict import Level
 from tests.helpers import COFFEE, photo
 from tests.trials import photos
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from avatar.sharing import Share
 from avatar.studio import Studio
 from avatar.trials.bundle import PAGE_NAME, thumbnail
-from avatar.trials.inspection import PhotoReport
+from avatar.judging.inspection import PhotoReport
 from avatar.trials.runner import TrialVideo
 from avatar.trials.trial import Trial
-from avatar.trials.verdict import Level
+from avatar.judging.verdict import Level
 from ui.refusals import VISITOR_PROBLEMS, until_refused
 from ui.views import KEEP, Keep, Shown
 

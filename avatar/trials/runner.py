@@ -21,7 +21,7 @@ from avatar.session import Run, RunFinished, RunStats
 from avatar.speech.text import check_text
 from avatar.speech.voices import Speaker
 from avatar.studio import Studio
-from avatar.trials.inspection import PhotoReport
+from avatar.judging.inspection import PhotoReport
 
 
 @dataclass(frozen=True)

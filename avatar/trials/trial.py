@@ -15,7 +15,7 @@ from pathlib import Path
 from avatar.captions import Cue
 from avatar.studio import Studio
 from avatar.trials.bundle import GRID_NAME, Entry, grid_video, write_bundle
-from avatar.trials.inspection import PhotoReport, inspect_photo, rank
+from avatar.judging.inspection import PhotoReport, inspect_photo, rank
 from avatar.trials.runner import TrialFailure, TrialVideo, speak_all
 from avatar.trials.uploads import gather_photos
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from avatar.config import Settings
-from avatar.trials.checks import colourfulness, sharpness
-from avatar.trials.inspection import inspect_photo, rank
-from avatar.trials.verdict import Level
+from avatar.judging.checks import colourfulness, sharpness
+from avatar.judging.inspection import inspect_photo, rank
+from avatar.judging.verdict import Level
 from tests.helpers import ASTRONAUT, GRACE_HOPPER, photo
 from tests.trials import photos
 

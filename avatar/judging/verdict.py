@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from avatar.faces import SIDEWAYS_ROLL, Refusal, softer_video
-from avatar.trials.checks import FaceMeasures, PhotoMeasures
+from avatar.judging.checks import FaceMeasures, PhotoMeasures
 
 
 class Level(IntEnum):

@@ -12,8 +12,8 @@ from avatar.config import Settings
 from avatar.errors import UserFacingError
 from avatar.faces import look, refusal
 from avatar.images import load_photo
-from avatar.trials.checks import PhotoMeasures, measure_photo
-from avatar.trials.verdict import Finding, Level, Thresholds, Verdict, judge
+from avatar.judging.checks import PhotoMeasures, measure_photo
+from avatar.judging.verdict import Finding, Level, Thresholds, Verdict, judge
 
 
 @dataclass(frozen=True)
