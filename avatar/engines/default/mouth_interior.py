@@ -53,8 +53,40 @@ SEAM_SHADE = 0.3
 # Darker than this share of the lips' brightness is the gap between parted lips, not lip; an
 # inner-lip point is moved at most this share of the mouth width to leave it.
 DARK_GAP, MAX_EDGE_SHIFT = 0.6, 0.08
+# Room around the lips' points for soft edges: pixels, and multiples of the crop's softness.
+EDGE_ROOM, EDGE_ROOM_SOFTNESS = 4, 3
+# The interior fades in from each lip corner over this many softnesses plus pixels.
+CORNER_FADE_SOFTNESS, CORNER_FADE_PIXELS = 2.0, 1.0
+# How much darker the interior is at the corners than in the middle, and right under the upper lip than deeper
+# down (that shadow reaches this many softnesses down).
+CORNER_SHADE = 0.5
+LIP_SHADOW, LIP_SHADOW_DEPTH = 0.3, 2.5
+# The cavity's brightness at the lips, and how much of it is lost mid-way down the opening.
+CAVITY_EDGE_LIGHT, CAVITY_MIDDLE_SHADE = 1.2, 0.55
+# Tongue: its height as a share of the opening, its edge's softness, and how much of it shows: fully (up to
+# TONGUE_MOST) once the opening is this share of the mouth width.
+TONGUE_HEIGHT, TONGUE_SOFTNESS, TONGUE_OPENING, TONGUE_MOST = 0.45, 4.0, 0.3, 0.8
+# Across the mouth (shares of its half-width from the centre): where the upper teeth have faded out, and over
+# how much; the same for the lower teeth.
+UPPER_TEETH_REACH, UPPER_TEETH_FADE = 0.85, 0.35
+LOWER_TEETH_REACH, LOWER_TEETH_FADE = 0.55, 0.25
+# Painted teeth: their edge's softness, their light at the gum (rising to full at the biting edge), and how
+# much of the corners' shade they take.
+TEETH_SOFTNESS, TEETH_ROOT_LIGHT, TEETH_CORNER_SHADE = 1.2, 0.8, 0.25
+# Width of the gaps between painted teeth, in softnesses.
+TOOTH_GAP_WIDTH = 0.8
+# The edge of the photo's own teeth, in softnesses.
+PHOTO_TEETH_SOFTNESS = 1.5
+# Redrawn lips reach this many softnesses plus pixels past the lip lines, and a lip darker than the floor
+# colour fades into it over this share of the floor's brightness.
+REDRAW_EDGE_SOFTNESS, REDRAW_EDGE_PIXELS = 1.5, 1.0
+FLOOR_FADE = 0.3
+# The box blur (rows, columns) that softens the redrawn lips' outline.
+REDRAWN_BLUR = (3, 9)
 # Where the lip midpoints (13 and 14) sit in the inner-lip chains.
 MID = mesh.INNER_UPPER_LIP.index(mesh.INNER_LIP_MID[0])
+# The lip lines a frame is painted between: inner upper and lower, outer upper and lower.
+LIP_CHAINS = (mesh.INNER_UPPER_LIP, mesh.INNER_LOWER_LIP, mesh.OUTER_UPPER_OUTLINE, mesh.OUTER_LOWER_OUTLINE)
 
 
 @dataclass(frozen=True)
@@ -217,7 +249,7 @@ def _tooth_shape(across: torch.Tensor, mouth: torch.Tensor, soft: torch.Tensor) 
     """
     edges = torch.tensor(TOOTH_EDGES, device=across.device) * mouth[..., None]
     distance = across.abs()[..., None]
-    gaps = torch.exp(-(((distance - edges) / (soft[..., None] * 0.8)) ** 2)).sum(-1)
+    gaps = torch.exp(-(((distance - edges) / (soft[..., None] * TOOTH_GAP_WIDTH)) ** 2)).sum(-1)
     inner, outer = edges[..., :-1], edges[..., 1:]
     within = ((distance - inner) / (outer - inner)).clamp(0.0, 1.0)
     # Each tooth is shortest at its own edges: a scalloped line rather than a ruler-straight band.
@@ -226,95 +258,176 @@ def _tooth_shape(across: torch.Tensor, mouth: torch.Tensor, soft: torch.Tensor) 
     return scallop, 1.0 - TOOTH_GAP_SHADE * gaps.clamp(max=1.0)
 
 
+def _opening_strength(gap: torch.Tensor) -> torch.Tensor:
+    """How strongly the interior is painted (b,), from the moved lips' gap at their midpoints."""
+    return torch.clamp((gap - OPEN_FROM) / (OPEN_FULL - OPEN_FROM), 0.0, 1.0)
+
+
+def _own_opening(rest_opening: torch.Tensor) -> torch.Tensor:
+    """How much of a rest opening is the photo's own parted mouth: none up to half of OPEN_FULL, all from 1.5 times."""
+    return torch.clamp(rest_opening / OPEN_FULL - 0.5, 0.0, 1.0)
+
+
+def _closing_strength(gap: torch.Tensor, rest: MouthAtRest) -> torch.Tensor:
+    """How strongly a photo's parted lips are redrawn closed (b,): as the gap shrinks below its rest gap."""
+    rest_gap = rest.lower[:, MID, 1] - rest.upper[:, MID, 1]
+    shrunk = torch.clamp((rest_gap - gap) / (CLOSE_OVER * rest_gap).clamp_min(1e-3), 0.0, 1.0)
+    return shrunk * _own_opening(rest_gap)
+
+
+def _mouth_box(
+    lip_points: torch.Tensor, colours: MouthColours, rest: MouthAtRest, frame_size: tuple[int, int]
+) -> tuple[slice, slice] | None:
+    """The rows and columns painted: around all frames' lip points, with room for soft edges and for redrawn
+    lips reaching past the corners and under the lower lip; None when nothing of it is in the frame."""
+    height, width = frame_size
+    spread = max(CORNER_REACH, CHIN_REDRAW) * float(rest.width.max())
+    pad = EDGE_ROOM + int(EDGE_ROOM_SOFTNESS * float(colours.softness.max()) + spread)
+    left = int(max(float(lip_points[..., 0].min()) - pad, 0))
+    top = int(max(float(lip_points[..., 1].min()) - pad, 0))
+    right = int(min(float(lip_points[..., 0].max()) + pad + 1, width))
+    bottom = int(min(float(lip_points[..., 1].max()) + pad + 1, height))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    return slice(top, bottom), slice(left, right)
+
+
 def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours, rest: MouthAtRest) -> torch.Tensor:
     """Paint the interior into frames (b, 3, h, w) in 0..255 wherever the lips are apart.
 
-    `moved` (b, n, 2) are the mesh points in the frames' pixels; `colours` and `mouth` hold
+    `moved` (b, n, 2) are the mesh points in the frames' pixels; `colours` and `rest` hold
     one row per frame. Where the photo's own lips are apart, its own upper teeth are used:
     they stay with the upper lip while the jaw opens below them; and when such a mouth
     closes, both lips are redrawn from the photo, so that no squeezed teeth show between them.
     """
-    height, width = frames.shape[-2:]
-    chains = [moved[:, list(ids)] for ids in (mesh.INNER_UPPER_LIP, mesh.INNER_LOWER_LIP)]
-    chains += [moved[:, list(ids)] for ids in (mesh.OUTER_UPPER_OUTLINE, mesh.OUTER_LOWER_OUTLINE)]
-    upper_chain = chains[0]
+    chains = [moved[:, list(ids)] for ids in LIP_CHAINS]
     gap = moved[:, mesh.INNER_LIP_MID[1], 1] - moved[:, mesh.INNER_LIP_MID[0], 1]
-    strength = torch.clamp((gap - OPEN_FROM) / (OPEN_FULL - OPEN_FROM), 0.0, 1.0)
-    rest_gap = rest.lower[:, MID, 1] - rest.upper[:, MID, 1]
-    closing = torch.clamp((rest_gap - gap) / (CLOSE_OVER * rest_gap).clamp_min(1e-3), 0.0, 1.0) * torch.clamp(
-        rest_gap / OPEN_FULL - 0.5, 0.0, 1.0
-    )
+    strength, closing = _opening_strength(gap), _closing_strength(gap, rest)
     if float(strength.max()) <= 0.0 and float(closing.max()) <= 0.0:
         return frames
-    # Room for the soft edges and for redrawn lips reaching past the corners and under the lower lip.
-    pad = 4 + int(3 * float(colours.softness.max()) + max(CORNER_REACH, CHIN_REDRAW) * float(rest.width.max()))
-    both = torch.cat(chains, 1)
-    left = int(max(float(both[..., 0].min()) - pad, 0))
-    top = int(max(float(both[..., 1].min()) - pad, 0))
-    right = int(min(float(both[..., 0].max()) + pad + 1, width))
-    bottom = int(min(float(both[..., 1].max()) + pad + 1, height))
-    if right - left < 2 or bottom - top < 2:
+    box = _mouth_box(torch.cat(chains, 1), colours, rest, frames.shape[-2:])
+    if box is None:
         return frames
-    xs = torch.arange(left, right, dtype=torch.float32, device=frames.device) + 0.5
-    ys = torch.arange(top, bottom, dtype=torch.float32, device=frames.device)[None, :, None] + 0.5
-    window = frames[:, :, top:bottom, left:right]
+    rows, columns = box
+    xs = torch.arange(columns.start, columns.stop, dtype=torch.float32, device=frames.device) + 0.5
+    ys = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=frames.device)[None, :, None] + 0.5
+    window = frames[:, :, rows, columns]
     soft = colours.softness[:, None, None]
     lines = LipLines.at(*chains, xs)
     if float(closing.max()) > 0.0:
         # Past the outer corners too: the dark wedges a smile leaves there must go as well.
         reach = CORNER_REACH * rest.width[:, None]
         ends = moved[:, list(mesh.MOUTH_CORNERS), 0] + torch.cat([-reach, reach], 1)
-        floor = REDRAWN_FLOOR * colours.lips
-        _redraw_lips(window, chains, lines, rest, xs, ys, soft, closing, ends, floor)
-    if float(strength.max()) <= 0.0:
-        return frames
-    upper, lower = lines.upper, lines.lower
-    from_top, from_bottom = ys - upper, lower - ys
-    inside = torch.clamp(from_top / soft + 0.5, 0.0, 1.0) * torch.clamp(from_bottom / soft + 0.5, 0.0, 1.0)
+        _redraw_lips(window, chains[0], lines, rest, xs, ys, soft, closing, ends, REDRAWN_FLOOR * colours.lips)
+    if float(strength.max()) > 0.0:
+        centre_x = moved[:, list(mesh.MOUTH_CORNERS), 0].mean(dim=1)[:, None, None]
+        opening = Opening.between(lines, xs, ys, centre_x, rest.width[:, None, None])
+        colour = _photo_teeth_over(_interior_colour(opening, colours, soft), opening, rest, xs, soft)
+        alpha = (_coverage(opening, chains[0], xs, soft) * strength[:, None, None])[:, None]
+        window += (colour - window) * alpha
+    return frames
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Where each painted pixel lies in the opening between the moved lips.
+
+    Per pixel (b, h, w): how far below the upper lip and above the lower one; per column (b, 1, w): the
+    opening's height, the signed distance from the mouth's centre, and that distance as a share of half the
+    mouth (0 at the centre, 1 at the corners and beyond); `mouth` (b, 1, 1) is the mouth's width at rest.
+    """
+
+    from_top: torch.Tensor
+    from_bottom: torch.Tensor
+    height: torch.Tensor
+    offset: torch.Tensor
+    across: torch.Tensor
+    mouth: torch.Tensor
+
+    @classmethod
+    def between(
+        cls, lines: LipLines, xs: torch.Tensor, ys: torch.Tensor, centre_x: torch.Tensor, mouth: torch.Tensor
+    ) -> Opening:
+        offset = xs[None, None] - centre_x
+        return cls(
+            from_top=ys - lines.upper,
+            from_bottom=lines.lower - ys,
+            height=(lines.lower - lines.upper).clamp_min(0.0),
+            offset=offset,
+            across=torch.clamp(offset.abs() / (mouth / 2), 0.0, 1.0),
+            mouth=mouth,
+        )
+
+
+def _coverage(opening: Opening, upper_chain: torch.Tensor, xs: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """How much of each pixel (b, h, w) lies between the lips, anti-aliased over the crop's softness."""
+    below_upper = torch.clamp(opening.from_top / soft + 0.5, 0.0, 1.0)
+    inside = below_upper * torch.clamp(opening.from_bottom / soft + 0.5, 0.0, 1.0)
     # Nothing is painted beyond the lip corners, and it fades in over a few pixels, not at a cut.
-    corner_fade = soft[:, :, 0] * 2.0 + 1.0
+    corner_fade = soft[:, :, 0] * CORNER_FADE_SOFTNESS + CORNER_FADE_PIXELS
     span = torch.clamp((xs[None] - upper_chain[:, :1, 0]) / corner_fade, 0.0, 1.0) * torch.clamp(
         (upper_chain[:, -1:, 0] - xs[None]) / corner_fade, 0.0, 1.0
     )
-    inside = inside * span[:, None, :]
-    opening = (lower - upper).clamp_min(0.0)
-    mouth = rest.width[:, None, None]
-    centre_x = moved[:, list(mesh.MOUTH_CORNERS), 0].mean(dim=1)[:, None, None]
-    offset = xs[None, None] - centre_x
-    across = torch.clamp(offset.abs() / (mouth / 2), 0.0, 1.0)
-    # Teeth show most in the middle and fade out before the corners; the cavity darkens there too.
-    middle = torch.clamp((0.85 - across) / 0.35, 0.0, 1.0)
-    corner_shade = 1.0 - 0.5 * across**2
-    scallop, tooth_gaps = _tooth_shape(offset, mouth, soft)
-    upper_height = torch.minimum(opening * UPPER_TEETH_SHARE, mouth * UPPER_TEETH_CAP) * middle * scallop
-    upper_teeth = _band(from_top, upper_height, soft * 1.2)
+    return inside * span[:, None, :]
+
+
+def _interior_colour(opening: Opening, colours: MouthColours, soft: torch.Tensor) -> torch.Tensor:
+    """The painted interior (b, 3, h, w): cavity and tongue, then lower and upper teeth, then the shading
+    towards the corners and under the upper lip."""
+    # The cavity darkens towards the corners too.
+    corner_shade = 1.0 - CORNER_SHADE * opening.across**2
+    # Lip shadow: the first pixels under the upper lip are darker.
+    lip_shadow = (1 - LIP_SHADOW) + LIP_SHADOW * torch.clamp(opening.from_top / (soft * LIP_SHADOW_DEPTH), 0.0, 1.0)
+    colour = _teeth_over(_cavity_colour(opening, colours, soft), opening, colours, soft, corner_shade)
+    return colour * (corner_shade * lip_shadow)[:, None]
+
+
+def _cavity_colour(opening: Opening, colours: MouthColours, soft: torch.Tensor) -> torch.Tensor:
+    """The cavity, darkest mid-way down the opening, and the tongue rising from the lower lip as the jaw drops."""
+    middle_depth = torch.clamp(1.0 - (opening.from_top / opening.height.clamp_min(1.0) - 0.5).abs() * 2, 0.0, 1.0)
+    cavity = colours.cavity[:, :, None, None] * (CAVITY_EDGE_LIGHT - CAVITY_MIDDLE_SHADE * middle_depth[:, None])
+    tongue = _band(opening.from_bottom, opening.height * TONGUE_HEIGHT, soft * TONGUE_SOFTNESS) * torch.clamp(
+        opening.height / (opening.mouth * TONGUE_OPENING), 0.0, TONGUE_MOST
+    )
+    return cavity + (colours.tongue[:, :, None, None] - cavity) * tongue[:, None]
+
+
+def _teeth_over(
+    colour: torch.Tensor, opening: Opening, colours: MouthColours, soft: torch.Tensor, corner_shade: torch.Tensor
+) -> torch.Tensor:
+    """`colour` with the lower teeth's hint and the upper teeth painted over it."""
+    scallop, tooth_gaps = _tooth_shape(opening.offset, opening.mouth, soft)
+    # Teeth show most in the middle and fade out before the corners.
+    middle = torch.clamp((UPPER_TEETH_REACH - opening.across) / UPPER_TEETH_FADE, 0.0, 1.0)
+    upper_height = torch.minimum(opening.height * UPPER_TEETH_SHARE, opening.mouth * UPPER_TEETH_CAP) * middle * scallop
+    upper_teeth = _band(opening.from_top, upper_height, soft * TEETH_SOFTNESS)
     # The lower teeth sit further back and show only between the canines.
-    lower_middle = torch.clamp((0.55 - across) / 0.25, 0.0, 1.0)
-    lower_height = torch.minimum(opening * LOWER_TEETH_SHARE, mouth * LOWER_TEETH_CAP) * lower_middle * scallop
-    lower_teeth = _band(from_bottom, lower_height, soft * 1.2) * LOWER_TEETH_ALPHA
-    tongue = _band(from_bottom, opening * 0.45, soft * 4.0) * torch.clamp(opening / (mouth * 0.3), 0.0, 0.8)
-    # Lip shadow: the first pixels under the upper lip are darker; the cavity is darkest mid-way.
-    lip_shadow = 0.7 + 0.3 * torch.clamp(from_top / (soft * 2.5), 0.0, 1.0)
-    middle_depth = torch.clamp(1.0 - (from_top / opening.clamp_min(1.0) - 0.5).abs() * 2, 0.0, 1.0)
-    cavity = colours.cavity[:, :, None, None] * (1.2 - 0.55 * middle_depth[:, None])
-    colour = cavity + (colours.tongue[:, :, None, None] - cavity) * tongue[:, None]
-    teeth_light = 0.8 + 0.2 * torch.clamp(from_top / upper_height.clamp_min(1.0), 0.0, 1.0)
-    teeth_shade = (0.75 + 0.25 * corner_shade) * tooth_gaps
+    lower_middle = torch.clamp((LOWER_TEETH_REACH - opening.across) / LOWER_TEETH_FADE, 0.0, 1.0)
+    lower_height = (
+        torch.minimum(opening.height * LOWER_TEETH_SHARE, opening.mouth * LOWER_TEETH_CAP) * lower_middle * scallop
+    )
+    lower_teeth = _band(opening.from_bottom, lower_height, soft * TEETH_SOFTNESS) * LOWER_TEETH_ALPHA
+    teeth_light = TEETH_ROOT_LIGHT + (1 - TEETH_ROOT_LIGHT) * torch.clamp(
+        opening.from_top / upper_height.clamp_min(1.0), 0.0, 1.0
+    )
+    teeth_shade = ((1 - TEETH_CORNER_SHADE) + TEETH_CORNER_SHADE * corner_shade) * tooth_gaps
     teeth_colour = colours.teeth[:, :, None, None] * (teeth_light * teeth_shade)[:, None]
     colour = colour + (teeth_colour * LOWER_TEETH_LIGHT - colour) * lower_teeth[:, None]
-    colour = colour + (teeth_colour - colour) * upper_teeth[:, None]
-    colour = colour * (corner_shade * lip_shadow)[:, None]
-    # The photo's own opening, hung from the moved upper lip: real teeth instead of painted ones.
+    return colour + (teeth_colour - colour) * upper_teeth[:, None]
+
+
+def _photo_teeth_over(
+    colour: torch.Tensor, opening: Opening, rest: MouthAtRest, xs: torch.Tensor, soft: torch.Tensor
+) -> torch.Tensor:
+    """`colour` with the photo's own opening hung from the moved upper lip: real teeth instead of painted ones."""
     rest_upper = _line_at(rest.upper, xs)[:, None, :]
     rest_opening = (_line_at(rest.lower, xs)[:, None, :] - rest_upper).clamp_min(0.0)
-    own = torch.clamp(rest_opening / OPEN_FULL - 0.5, 0.0, 1.0) * _band(from_top, rest_opening, soft * 1.5)
-    if float(own.max()) > 0.0:
-        source_y = rest_upper + from_top.clamp(min=0.0)
-        photo = _sample(rest, xs[None, None].expand_as(source_y), source_y)
-        colour = colour + (photo - colour) * own[:, None]
-    alpha = (inside * strength[:, None, None])[:, None]
-    window += (colour - window) * alpha
-    return frames
+    own = _own_opening(rest_opening) * _band(opening.from_top, rest_opening, soft * PHOTO_TEETH_SOFTNESS)
+    if float(own.max()) <= 0.0:
+        return colour
+    source_y = rest_upper + opening.from_top.clamp(min=0.0)
+    photo = _sample(rest, xs[None, None].expand_as(source_y), source_y)
+    return colour + (photo - colour) * own[:, None]
 
 
 def _sample(rest: MouthAtRest, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -328,7 +441,7 @@ def _sample(rest: MouthAtRest, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tens
 
 def _redraw_lips(
     window: torch.Tensor,
-    chains: list[torch.Tensor],
+    upper_chain: torch.Tensor,
     lines: LipLines,
     rest: MouthAtRest,
     xs: torch.Tensor,
@@ -346,24 +459,47 @@ def _redraw_lips(
     `ends` (b, 2) the columns where the redrawn lips fade out; whatever is darker than
     `floor_colour` (b, 3) turns into it, so the dark corners of a smile do not come along.
     """
-    moved_left, moved_right = chains[0][:, :1, 0], chains[0][:, -1:, 0]
+    rest_xs = _rest_columns(upper_chain, rest, xs)
+    source_y, meet = _lip_rows(lines, _rest_lip_lines(rest, rest_xs), ys)
+    lips = _lifted_to(_sample(rest, rest_xs[:, None, :].expand_as(source_y), source_y), floor_colour)
+    # Where the lips meet, a thin shadow line.
+    lips = lips * (1.0 - SEAM_SHADE * torch.exp(-(((ys - meet) / soft) ** 2)))[:, None]
+    window += (lips - window) * _redrawn_alpha(lines, rest, xs, ys, soft, closing, ends)
+
+
+def _rest_columns(upper_chain: torch.Tensor, rest: MouthAtRest, xs: torch.Tensor) -> torch.Tensor:
+    """The photo's column (b, w) that each painted column reads, mapped linearly between the inner mouth corners."""
+    moved_left, moved_right = upper_chain[:, :1, 0], upper_chain[:, -1:, 0]
     rest_left, rest_right = rest.upper[:, :1, 0], rest.upper[:, -1:, 0]
-    rest_xs = rest_left + (xs[None] - moved_left) * (rest_right - rest_left) / (moved_right - moved_left).clamp_min(1.0)
+    return rest_left + (xs[None] - moved_left) * (rest_right - rest_left) / (moved_right - moved_left).clamp_min(1.0)
+
+
+def _rest_lip_lines(rest: MouthAtRest, rest_xs: torch.Tensor) -> LipLines:
+    """The photo's lip lines at `rest_xs`, the inner ones moved out towards the outer ones near the corners.
+
+    Towards the corners the photo's inner lip lines run inside the dark of the open mouth:
+    the lips are read from further out there, so no dark wedge is carried into the closed mouth.
+    """
     was = LipLines.at(rest.upper, rest.lower, rest.outer_upper, rest.outer_lower, rest_xs)
-    # Towards the corners the photo's inner lip lines run inside the dark of the open mouth:
-    # the lips are read from further out there, so no dark wedge is carried into the closed mouth.
+    rest_left, rest_right = rest.upper[:, :1, 0], rest.upper[:, -1:, 0]
     centre = (rest_left + rest_right) / 2
     inset = (
         CORNER_INSET
         * ((rest_xs - centre) / ((rest_right - rest_left) / 2).clamp_min(1.0)).clamp(-1.0, 1.0)[:, None] ** 2
     )
-    was = LipLines(
+    return LipLines(
         upper=was.upper - inset * (was.upper - was.outer_upper),
         lower=was.lower + inset * (was.outer_lower - was.lower),
         outer_upper=was.outer_upper,
         outer_lower=was.outer_lower,
     )
-    # Inside each lip its rows stretch between the outer and inner lines; outside it, skin at scale one.
+
+
+def _lip_rows(lines: LipLines, was: LipLines, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The photo's row (b, h, w) each painted pixel reads, and the row (b, 1, w) where the redrawn lips meet.
+
+    Inside each lip its rows stretch between the outer and inner lines; outside it, skin at scale one.
+    """
     upper_lip = torch.where(
         ys >= lines.outer_upper,
         was.upper
@@ -377,14 +513,28 @@ def _redraw_lips(
         was.outer_lower + (ys - lines.outer_lower),
     )
     meet = (lines.upper + lines.lower) / 2
-    source_y = torch.where(ys < meet, upper_lip, lower_lip)
-    lips = _sample(rest, rest_xs[:, None, :].expand_as(source_y), source_y)
+    return torch.where(ys < meet, upper_lip, lower_lip), meet
+
+
+def _lifted_to(lips: torch.Tensor, floor_colour: torch.Tensor) -> torch.Tensor:
+    """`lips` (b, 3, h, w) with whatever is darker than `floor_colour` (b, 3) turned into it, fading in below it."""
     floor = floor_colour.mean(dim=1)[:, None, None, None]
-    deficit = torch.clamp((floor - lips.mean(dim=1, keepdim=True)) / (0.3 * floor), 0.0, 1.0)
-    lips = lips + (floor_colour[:, :, None, None] - lips) * deficit
-    # Where the lips meet, a thin shadow line.
-    lips = lips * (1.0 - SEAM_SHADE * torch.exp(-(((ys - meet) / soft) ** 2)))[:, None]
-    reach = soft * 1.5 + 1.0
+    deficit = torch.clamp((floor - lips.mean(dim=1, keepdim=True)) / (FLOOR_FADE * floor), 0.0, 1.0)
+    return lips + (floor_colour[:, :, None, None] - lips) * deficit
+
+
+def _redrawn_alpha(
+    lines: LipLines,
+    rest: MouthAtRest,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    soft: torch.Tensor,
+    closing: torch.Tensor,
+    ends: torch.Tensor,
+) -> torch.Tensor:
+    """How much of each pixel (b, 1, h, w) the redrawn lips cover: from above the upper lip to under the lower
+    one, between `ends`, `closing` strong."""
+    reach = soft * REDRAW_EDGE_SOFTNESS + REDRAW_EDGE_PIXELS
     # Below the lower lip the warp has squeezed what was under it; the photo's own skin replaces it.
     below = reach + CHIN_REDRAW * rest.width[:, None, None]
     vertical = torch.clamp((ys - lines.outer_upper + reach) / reach, 0.0, 1.0) * torch.clamp(
@@ -397,5 +547,5 @@ def _redraw_lips(
     )
     alpha = (vertical * horizontal[:, None, :] * closing[:, None, None])[:, None]
     # Per-column lines turn sharply at the corners; a box blur keeps that from showing as a cut.
-    alpha = F.avg_pool2d(alpha, (3, 9), stride=1, padding=(1, 4), count_include_pad=False)
-    window += (lips - window) * alpha
+    rows, columns = REDRAWN_BLUR
+    return F.avg_pool2d(alpha, REDRAWN_BLUR, stride=1, padding=(rows // 2, columns // 2), count_include_pad=False)
