@@ -30,6 +30,8 @@ from avatar.config import ENGINE_SAMPLE_RATE, FPS, SAMPLES_PER_FRAME  # noqa: E4
 from avatar.engines.animate import face_crop  # noqa: E402
 from avatar.engines.base import SpeechChunk  # noqa: E402
 from avatar.engines.default.engine import DefaultEngine  # noqa: E402
+from avatar.engines.loaded import TalkingFace  # noqa: E402
+from avatar.engines.placement import Unbatched  # noqa: E402
 from avatar.faces import DetectedFace, Face  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from bench.results import write_section  # noqa: E402
@@ -97,7 +99,7 @@ def speak_all() -> list[Utterance]:
 
 def render(engine: DefaultEngine, face: Face, utterances: list[Utterance]) -> tuple[np.ndarray, float]:
     """All frames of one session over `utterances` and the seconds spent rendering them."""
-    session = engine.start(face_crop(face))
+    session = TalkingFace(Unbatched(engine), face_crop(face))
     start = time.perf_counter()
     chunks = [frames for utterance in utterances for frames in session.push(utterance)]
     chunks += list(session.finish())

@@ -38,12 +38,13 @@ from avatar.engines.base import FaceCrop, SpeechChunk  # noqa: E402
 from avatar.engines.flashhead.ahead import relative_error  # noqa: E402
 from avatar.engines.flashhead.audio_features import AudioFeatures  # noqa: E402
 from avatar.engines.flashhead.compiled import compiled  # noqa: E402
-from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
+from avatar.engines.flashhead.engine import FlashHeadEngine, batched, compute_dtype, optimise_behind  # noqa: E402
 from avatar.engines.flashhead.fp8 import fp8_supported  # noqa: E402
-from avatar.engines.flashhead.pipeline import ChunkLayout, FlashHeadPipeline, SessionState  # noqa: E402
-from avatar.engines.flashhead.spec import FlashHeadSettings  # noqa: E402
+from avatar.engines.flashhead.pipeline import ChunkLayout, FlashHeadPipeline, FlashHeadState  # noqa: E402
+from avatar.engines.flashhead.settings import FlashHeadSettings  # noqa: E402
 from avatar.engines.flashhead.transformer import WanModelAudioProject  # noqa: E402
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec  # noqa: E402
+from avatar.engines.scheduler import BatchScheduler  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from bench.results import write_section  # noqa: E402
 
@@ -133,7 +134,7 @@ class Clock:
         return out, (time.perf_counter() - start) * 1000
 
 
-def chunk_stages(pipeline: FlashHeadPipeline, states: list[SessionState], clock: Clock) -> dict[str, float]:
+def chunk_stages(pipeline: FlashHeadPipeline, states: list[FlashHeadState], clock: Clock) -> dict[str, float]:
     """One chunk for a batch of sessions, each stage timed in ms."""
     rng = np.random.default_rng(0)
     for state in states:
@@ -202,24 +203,29 @@ def bench_speech(samples: int, seed: int) -> Utterance:
     )
 
 
-def measure_engine(engine: FlashHeadEngine, batch: int, chunks: int) -> dict[str, float]:
-    """Through the engine's batched step as the app drives it: first-chunk latency of fresh sessions and the
-    steady chunk period."""
+def measure_engine(scheduler: BatchScheduler[FlashHeadEngine], batch: int, chunks: int) -> dict[str, float]:
+    """Through the engine's batched step on its GPU thread, as the app drives it: first-chunk latency of fresh
+    sessions and the steady chunk period."""
+    engine = scheduler.engine
     pipeline = engine.pipeline
     faces = [bench_face(pipeline.size, seed) for seed in range(batch)]
     step = pipeline.layout.new_samples
     speech = [SpeechChunk(bench_speech(step, seed).audio, pipeline.layout.new_frames) for seed in range(batch)]
+
+    def draw_step(states: list[FlashHeadState]) -> list[list[np.ndarray]]:
+        return list(engine.draw(states, speech))
+
     firsts = []
     for _ in range(2):
-        fresh = [engine.open(face) for face in faces]
+        fresh = [scheduler.open(face) for face in faces]
         start = time.perf_counter()
-        next(iter(engine.draw(fresh, speech)))
+        scheduler.call(draw_step, fresh)
         firsts.append((time.perf_counter() - start) * 1000)
-    states = [engine.open(face) for face in faces]
+    states = [scheduler.open(face) for face in faces]
     periods = []
     for _ in range(chunks + 1):
         start = time.perf_counter()
-        list(engine.draw(states, speech))
+        scheduler.call(draw_step, states)
         periods.append((time.perf_counter() - start) * 1000)
     period = float(np.median(periods))
     return {
@@ -495,11 +501,11 @@ def main() -> None:
         if config == "decode":
             record({"config": config, "batch": 0, **decode_search(pipeline, batches, clock)})
             continue
-        engine = FlashHeadEngine(pipeline, args.variant) if config.startswith("engine") else None
+        engine = batched(FlashHeadEngine(pipeline, args.variant), sessions=1) if config.startswith("engine") else None
         if engine is not None:
             on_gpu = device.type == "cuda"
             fp8 = FlashHeadSettings(fp8="on" if config == "engine-fp8" else "off").wants_fp8(fp8_supported(device))
-            engine.optimise(compiled=on_gpu, fp8=on_gpu and fp8)
+            optimise_behind(engine, on_gpu, fp8=on_gpu and fp8)
         elif config != "eager":
             pipeline.optimise(compile_models=False)
             if device.type == "cuda":
@@ -514,7 +520,7 @@ def main() -> None:
                     row = {"config": config, "batch": batch, **measure(pipeline, batch, args.chunks, clock)}
                 else:
                     # Stage times on the engine's GPU thread, where its CUDA graphs live.
-                    stages = engine.run(measure, pipeline, batch, args.chunks, clock)
+                    stages = engine.call(measure, pipeline, batch, args.chunks, clock)
                     row = {"config": config, "batch": batch, **stages, **measure_engine(engine, batch, args.chunks)}
             except Exception as error:  # one failed configuration must not lose the others' numbers
                 row = {"config": config, "batch": batch, "error": f"{type(error).__name__}: {error}"}

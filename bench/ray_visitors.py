@@ -2,7 +2,7 @@
 
 The simulated visitors of bench/visitors.py (Poisson arrivals, 8 to 15 s of speech each, handed over
 sentence by sentence) go through the app's waiting line and engine interface; the engine is either in
-this process ("in-process", the reference) or a `RayServedEngine` whose sessions live on 1 or 2 replicas
+this process ("in-process", the reference) or placed on `ServedReplicas`, whose sessions live on 1 or 2 replicas
 of a Ray Serve deployment built by the app's own serving code (avatar/serving), on a local Ray instance
 holding this host's GPUs. Full-size random weights, so nothing to download.
 
@@ -47,8 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import FPS, PACKAGE_DIR, SAMPLES_PER_FRAME  # noqa: E402
 from avatar.engines.base import Engine, FaceCrop, SpeechChunk  # noqa: E402
-from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype  # noqa: E402
-from avatar.engines.flashhead.spec import batch_sizes, default_sessions  # noqa: E402
+from avatar.engines.flashhead.engine import FlashHeadEngine, batched, compute_dtype, optimise_behind  # noqa: E402
+from avatar.engines.flashhead.settings import batch_sizes, default_sessions  # noqa: E402
+from avatar.engines.loaded import LoadedEngine  # noqa: E402
+from avatar.engines.placement import Unbatched  # noqa: E402
+from avatar.engines.scheduler import BatchScheduler  # noqa: E402
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress  # noqa: E402
 from avatar.serving.cluster import RayCluster, ServingSettings, replica_runtime_env  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
@@ -78,20 +81,20 @@ def read_random_weights(
     return RandomWeights(sessions or default_sessions(), variant, tiny, size, batch_sizes)
 
 
-def build_random_flashhead(settings: RandomWeights, device: torch.device, progress: Progress | None) -> FlashHeadEngine:
-    """The engine as FlashHeadEngine.from_settings builds it, from random weights instead of files."""
+def build_random_flashhead(
+    settings: RandomWeights, device: torch.device, progress: Progress | None
+) -> BatchScheduler[FlashHeadEngine]:
+    """The engine behind its scheduler as FlashHead's spec builds it, from random weights instead of files."""
     dtype = compute_dtype(device)
     pipeline = build_pipeline(settings.variant, settings.tiny, device, dtype, settings.size)
-    engine = FlashHeadEngine(pipeline, settings.variant, sessions=settings.sessions)
-    engine.optimise(compiled=device.type == "cuda", sizes=settings.batch_sizes, progress=progress)
-    return engine
+    scheduler = batched(FlashHeadEngine(pipeline, settings.variant), settings.sessions)
+    optimise_behind(scheduler, compiled=device.type == "cuda", sizes=settings.batch_sizes, progress=progress)
+    return scheduler
 
 
 class StandInEngine(Engine):
     """Draws nothing: each step hands back the same frames at once, so a chunk's trip is all that is timed."""
 
-    key = "stand-in"
-    label = "stand-in engine (draws nothing)"
     device = torch.device("cpu")
     chunk_frames = 24
 
@@ -107,12 +110,13 @@ class StandInEngine(Engine):
 
 def stand_in_spec(size: int) -> EngineSpec[EngineSettings]:
     return EngineSpec(
-        key=StandInEngine.key,
-        label=StandInEngine.label,
-        name=StandInEngine.label,
+        key="stand-in",
+        title="stand-in engine",
+        note="draws nothing",
+        name="the stand-in engine",
         needs_cuda=False,
         read_settings=EngineSettings,
-        build=lambda settings, device, progress: StandInEngine(size),
+        build=lambda settings, device, progress: Unbatched(StandInEngine(size)),
     )
 
 
@@ -121,7 +125,8 @@ def random_flashhead_spec(args: argparse.Namespace) -> EngineSpec[RandomWeights]
     size = args.size or (64 if args.tiny else 512)
     return EngineSpec(
         key=f"flashhead-{args.variant}",
-        label=f"FlashHead {args.variant.capitalize()} ({'tiny' if args.tiny else 'full-size'} random weights)",
+        title=f"FlashHead {args.variant.capitalize()}",
+        note=f"{'tiny' if args.tiny else 'full-size'} random weights",
         name=f"FlashHead {args.variant.capitalize()}",
         needs_cuda=not args.tiny,
         read_settings=functools.partial(read_random_weights, args.variant, args.tiny, size, sizes, args.sessions),
@@ -129,7 +134,7 @@ def random_flashhead_spec(args: argparse.Namespace) -> EngineSpec[RandomWeights]
     )
 
 
-def trips(engine: Engine, face_size: int, count: int) -> dict:
+def trips(engine: LoadedEngine, face_size: int, count: int) -> dict:
     """One session's steps on an otherwise idle engine: the time from sending a chunk to holding its frames."""
     state = engine.open(bench_face(face_size, seed=7))
     frames = engine.chunk_frames or FPS
@@ -156,7 +161,7 @@ def trips(engine: Engine, face_size: int, count: int) -> dict:
     }
 
 
-def visitors(engine: Engine, slots: int, load: float, plans: list[Plan], face_size: int, drain: float) -> dict:
+def visitors(engine: LoadedEngine, slots: int, load: float, plans: list[Plan], face_size: int, drain: float) -> dict:
     """The planned visitors through a waiting line of `slots` running places and the engine; their numbers."""
     line = WaitingLine(MAX_WAITING, {engine.key: slots})
     visits = [Visit(p.number, p.arrival, sum(p.sentences)) for p in plans]
@@ -205,11 +210,11 @@ def phase(args: argparse.Namespace, spec: EngineSpec, replicas: int, report: dic
         cluster = RayCluster.join("")  # the local instance started in main(), holding this host's GPUs
         cluster.settings = ServingSettings(replicas=replicas, replica_cpus=args.replica_cpus)
         engine = cluster.serve(spec)
-        slots = engine.sessions
+        slots = engine.placement.sessions
     else:
         device = torch.device("cuda" if spec.needs_cuda else "cpu")
         settings = spec.read_settings()
-        engine = spec.build(settings, device, lambda fraction, what: print(f"  {what}", flush=True))
+        engine = spec.load(device, settings, lambda fraction, what: print(f"  {what}", flush=True))
         slots = settings.sessions
     built = time.perf_counter() - start
     print(f"  built and warmed in {built:.0f} s; {slots} sessions at once; {engine.info.device}", flush=True)

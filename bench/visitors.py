@@ -42,9 +42,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from avatar.config import FPS, SAMPLES_PER_FRAME  # noqa: E402
-from avatar.engines.base import Engine  # noqa: E402
-from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine, compute_dtype  # noqa: E402
-from avatar.engines.flashhead.spec import batch_sizes, default_sessions  # noqa: E402
+from avatar.engines.flashhead.engine import (  # noqa: E402
+    LARGEST_STEP,
+    FlashHeadEngine,
+    batched,
+    compute_dtype,
+    optimise_behind,
+)
+from avatar.engines.flashhead.settings import batch_sizes, default_sessions  # noqa: E402
+from avatar.engines.flashhead.spec import LITE, PRO  # noqa: E402
+from avatar.engines.loaded import LoadedEngine  # noqa: E402
 from avatar.errors import UserFacingError  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
@@ -149,7 +156,7 @@ def sentences_of(plan: Plan) -> list[tuple[float, Utterance]]:
     return out
 
 
-def visit(engine: Engine, line: WaitingLine, plan: Plan, visit: Visit, t0: float, face_size: int) -> None:
+def visit(engine: LoadedEngine, line: WaitingLine, plan: Plan, visit: Visit, t0: float, face_size: int) -> None:
     """One visitor, as the app serves them: a place in line, then the run's engine stage, sentence by sentence
     as the voice makes them."""
 
@@ -164,14 +171,14 @@ def visit(engine: Engine, line: WaitingLine, plan: Plan, visit: Visit, t0: float
             for _ in place.wait():
                 pass
             visit.admitted = now()
-            session = engine.start(face)
+            talking = engine.start(face)
             for made, utterance in speech:
                 time.sleep(max(0.0, visit.admitted + made - now()))
                 if visit.first_sentence is None:
                     visit.first_sentence = now()
-                for frames in session.push(utterance):
+                for frames in talking.push(utterance):
                     visit.pieces.append((now(), len(frames)))
-            for frames in session.finish():
+            for frames in talking.finish():
                 visit.pieces.append((now(), len(frames)))
     except UserFacingError as error:  # before admission, the line was full; after, the engine failed the run
         visit.refused = visit.admitted is None
@@ -199,17 +206,20 @@ def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def serve(engine: FlashHeadEngine, service: str, load: float, plans: list[Plan], log: StepLog, drain: float) -> dict:
-    """The planned visitors through the line and the engine; the run's numbers."""
-    slots = 1 if service == "one-at-a-time" else engine.sessions
+def serve(
+    engine: LoadedEngine, sessions: int, service: str, load: float, plans: list[Plan], log: StepLog, drain: float
+) -> dict:
+    """The planned visitors through the line and the engine (`sessions` at once); the run's numbers."""
+    slots = 1 if service == "one-at-a-time" else sessions
     line = WaitingLine(MAX_WAITING, {engine.key: slots})
     visits = [Visit(p.number, p.arrival, sum(p.sentences)) for p in plans]
-    if engine.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(engine.device)
+    device = engine.engine.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     log.steps.clear()
     t0 = time.perf_counter()
     pairs = zip(plans, visits, strict=True)
-    size = engine.pipeline.size
+    size = engine.engine.pipeline.size
     threads = [threading.Thread(target=visit, args=(engine, line, p, v, t0, size), daemon=True) for p, v in pairs]
     for thread in threads:
         thread.start()
@@ -227,11 +237,18 @@ def serve(engine: FlashHeadEngine, service: str, load: float, plans: list[Plan],
                 flush=True,
             )
     unfinished = sum(t.is_alive() for t in threads)
-    return summarise(engine, service, load, visits, log, unfinished, t0)
+    return summarise(device, slots, service, load, visits, log, unfinished, t0)
 
 
 def summarise(
-    engine: FlashHeadEngine, service: str, load: float, visits: list[Visit], log: StepLog, unfinished: int, t0: float
+    device: torch.device,
+    slots: int,
+    service: str,
+    load: float,
+    visits: list[Visit],
+    log: StepLog,
+    unfinished: int,
+    t0: float,
 ) -> dict:
     served = [v for v in visits if v.pieces]
     firsts = [v.first_chunk_s() for v in served]
@@ -244,13 +261,13 @@ def summarise(
     frames = sum(v.frames for v in served)
     busy = sum(duration for _, duration, _ in log.steps)
     sizes = [size for _, _, size in log.steps]
-    memory = engine.device.type == "cuda"
+    memory = device.type == "cuda"
     moments = np.arange(0, max(times, default=0), 0.5)
     running = [sum(1 for v in served if v.admitted <= t < v.pieces[-1][0]) for t in moments]
     return {
         "service": service,
         "load": load,
-        "sessions": 1 if service == "one-at-a-time" else engine.sessions,
+        "sessions": slots,
         "visitors": len(visits),
         "served": len(served),
         "refused": sum(v.refused for v in visits),
@@ -274,8 +291,8 @@ def summarise(
         "steps": len(sizes),
         "mean_step_sessions": float(np.mean(sizes)) if sizes else 0.0,
         "step_sessions_histogram": {str(s): sizes.count(s) for s in sorted(set(sizes))},
-        "peak_gpu_allocated_gib": torch.cuda.max_memory_allocated(engine.device) / 2**30 if memory else 0.0,
-        "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved(engine.device) / 2**30 if memory else 0.0,
+        "peak_gpu_allocated_gib": torch.cuda.max_memory_allocated(device) / 2**30 if memory else 0.0,
+        "peak_gpu_reserved_gib": torch.cuda.max_memory_reserved(device) / 2**30 if memory else 0.0,
         "visits": [
             asdict(v) | {"first_chunk_s": v.first_chunk_s(), "worst_lateness_s": v.worst_lateness_s()} for v in visits
         ],
@@ -396,15 +413,17 @@ def main() -> None:
     )
     start = time.perf_counter()
     pipeline = build_pipeline(args.variant, args.tiny, device, dtype, size)
-    engine = FlashHeadEngine(pipeline, args.variant, sessions=sessions, largest_step=args.largest_step)
+    scheduler = batched(FlashHeadEngine(pipeline, args.variant), sessions, args.largest_step)
     sizes_asked = batch_sizes(args.sizes) if args.sizes else None
-    warm = engine.optimise(
+    warm = optimise_behind(
+        scheduler,
         compiled=device.type == "cuda",
         sizes=sizes_asked,
         progress=lambda _, what: print(f"{time.perf_counter() - start:.0f} s: {what}", flush=True),
     )
     print(f"built and warmed in {time.perf_counter() - start:.0f} s: {warm}", flush=True)
-    log = StepLog(engine)
+    engine = (LITE if args.variant == "lite" else PRO).loaded(scheduler)
+    log = StepLog(scheduler.engine)
     report = {
         "command": "python " + shlex.join(["bench/visitors.py", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
@@ -413,8 +432,8 @@ def main() -> None:
         "size": size,
         "weights": "tiny random models (script check only)" if args.tiny else "random full-size weights",
         "sessions": sessions,
-        "largest_step": engine.scheduler.batching.largest,
-        "sizes": list(engine.batch_sizes or []) or "any",
+        "largest_step": scheduler.batching.largest,
+        "sizes": list(scheduler.engine.batch_sizes or []) or "any",
         "warm_up_s": {k: round(v, 1) for k, v in warm.items()},
         "seconds": args.seconds,
         "speech": args.speech,
@@ -429,7 +448,7 @@ def main() -> None:
             flush=True,
         )
         for service in args.services.split(","):
-            row = serve(engine, service, load, plans, log, args.drain)
+            row = serve(engine, sessions, service, load, plans, log, args.drain)
             report["rows"] = [r for r in report["rows"] if (r["service"], r["load"]) != (service, load)] + [row]
             print(json.dumps({k: v for k, v in row.items() if k != "visits"}), flush=True)
             (args.out / "visitors.json").write_text(json.dumps(report, indent=1))

@@ -150,8 +150,9 @@ def main() -> None:
 
     from avatar.config import SAMPLE_FACES_DIR, Settings
     from avatar.engines.animate import draw_frames_on_gpu, raising_messages
-    from avatar.engines.flashhead.engine import FlashHeadEngine
-    from avatar.engines.flashhead.spec import FlashHeadSettings
+    from avatar.engines.flashhead.engine import load_batched
+    from avatar.engines.flashhead.settings import FlashHeadSettings
+    from avatar.engines.flashhead.spec import LITE
     from avatar.engines.handles import handle_of
     from avatar.engines.registry import EngineRegistry
     from avatar.speech.utterance import Utterance
@@ -180,12 +181,12 @@ def main() -> None:
     started = time.perf_counter()
     if args.uncompiled:
         settings = FlashHeadSettings.from_env("lite")
-        engine = FlashHeadEngine.from_settings(settings, torch.device("cuda"), compile_models=False)
+        engine = LITE.loaded(load_batched(settings, torch.device("cuda"), compile_models=False))
     else:
         engine = registry.get(key)  # as app.py: loaded, then compiled ahead of time in one GPU call
     loaded = time.perf_counter() - started
     # `spaces.aoti_apply` replaces the transformer's forward by the compiled package.
-    compiled = "forward" in vars(engine.pipeline.transformer)
+    compiled = "forward" in vars(engine.engine.pipeline.transformer)
     animator = registry.get(registry.fallback)
     registry.seal()
     # spaces packs the weights and reports to the device API when the first Blocks is launched.

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from avatar.config import Settings
 from avatar.engines import registry as registry_module
@@ -71,7 +70,7 @@ def test_an_engine_that_cannot_load_gives_way_to_the_embedded_animator_with_a_cl
 
 
 def test_any_engine_gets_speech_at_16_khz_whatever_rate_the_voice_spoke_at(astronaut_face):
-    engine = STILL_PHOTO.build(STILL_PHOTO.read_settings(), torch.device("cpu"), None)
+    engine = STILL_PHOTO.load("cpu")
     seconds = 0.5
     voices = [Utterance("hi", np.zeros(int(seconds * rate), np.float32), rate) for rate in (22_050, 24_000, 16_000)]
     frames = list(draw_frames(engine, face_crop(astronaut_face), voices))

@@ -23,8 +23,10 @@ from avatar.engines.animate import (
 )
 from avatar.engines.base import EngineUnavailable
 from avatar.engines.default.engine import DefaultEngine
+from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.engines.flashhead.ahead import compile_on_gpu
 from avatar.engines.handles import handle_of
+from avatar.engines.placement import Unbatched
 from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.speech.utterance import Utterance
@@ -42,7 +44,7 @@ def speech(seconds: float, seed: int = 0) -> Utterance:
 
 
 def test_an_engine_travels_by_pickle_as_a_small_handle_to_itself(astronaut_face):
-    engine = DefaultEngine("cpu")
+    engine = ANIMATOR.load("cpu")
     engine.prepare(face_crop(astronaut_face))
     pickled = pickle.dumps(handle_of(engine))
     assert len(pickled) < 500
@@ -57,7 +59,7 @@ def test_only_the_face_crop_and_its_landmarks_travel_to_an_engine_never_the_phot
 
 
 def test_a_run_drawn_in_a_forked_gpu_worker_matches_the_same_run_drawn_here(astronaut_face):
-    engine = DefaultEngine("cpu")
+    engine = ANIMATOR.load("cpu")
     utterances = [speech(0.9, seed=1), speech(0.5, seed=2)]
     face = face_crop(astronaut_face)
     here = np.concatenate(list(draw_frames(engine, face, utterances)))
@@ -71,7 +73,7 @@ def test_a_message_for_the_user_comes_back_whole_from_the_gpu_worker(astronaut_f
         def open(self, face):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    engine = FullGpuEngine("cpu")  # held here: a handle refers to its engine without keeping it alive
+    engine = ANIMATOR.loaded(Unbatched(FullGpuEngine("cpu")))  # held here: a handle does not keep it alive
     items = draw_in_forked_worker(handle_of(engine), face_crop(astronaut_face), [speech(0.5)])
     assert len(items) == 1 and isinstance(items[0], UserFacingError)
     with pytest.raises(UserFacingError, match="GPU ran out of memory"):
@@ -86,7 +88,7 @@ def test_with_spaces_installed_but_no_zerogpu_the_gpu_work_is_the_plain_function
 
 
 def test_compiling_at_start_up_books_zerogpus_longest_start_up_call_and_elsewhere_runs_in_process():
-    handle = handle_of(DefaultEngine("cpu"))
+    handle = handle_of(ANIMATOR.load("cpu"))
     assert zerogpu.startup_booking(handle) == zerogpu.STARTUP_BOOKING == 1500
     assert not hasattr(compile_on_gpu, "zerogpu"), "off ZeroGPU the start-up compile is the plain function"
 
@@ -116,8 +118,8 @@ def test_without_the_spaces_package_the_app_imports_and_runs_its_gpu_work_in_pro
 
 
 def test_a_gpu_booking_covers_the_worker_start_and_the_drawing_and_never_exceeds_zerogpus_limit(astronaut_face):
-    engine = DefaultEngine("cpu")
-    engine.gpu_seconds_per_speech_second = 2.0
+    engine = ANIMATOR.load("cpu")
+    engine.engine.gpu_seconds_per_speech_second = 2.0
     handle, face = handle_of(engine), face_crop(astronaut_face)
     short = booked_seconds(handle, face, [speech(3.0), speech(2.0)])
     assert short == pytest.approx(20 + 10, abs=1)

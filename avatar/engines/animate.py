@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from avatar import zerogpu
-from avatar.engines.base import Engine, FaceCrop
+from avatar.engines.base import FaceCrop
 from avatar.engines.handles import EngineHandle, handle_of
+from avatar.engines.loaded import LoadedEngine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
 from avatar.speech.utterance import Utterance
@@ -40,20 +41,20 @@ def face_crop(face: Face) -> FaceCrop:
     return FaceCrop(face.crop, face.landmarks, float(np.hypot(*face.crop_to_photo[:, 0])))
 
 
-def draw_frames(engine: Engine, face: FaceCrop, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
+def draw_frames(engine: LoadedEngine, face: FaceCrop, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
     """Frames of `face` saying each utterance in turn, as soon as each chunk is drawn."""
     try:
-        session = engine.start(face)
+        talking = engine.start(face)
         for utterance in utterances:
-            yield from session.push(utterance)
-        yield from session.finish()
+            yield from talking.push(utterance)
+        yield from talking.finish()
     except torch.OutOfMemoryError as error:
         raise UserFacingError(
             "The GPU ran out of memory for this run. Please try again in a minute, or with a shorter text."
         ) from error
 
 
-def booked_seconds(engine: EngineHandle, face: FaceCrop, utterances: list[Utterance]) -> int:
+def booked_seconds(engine: EngineHandle[LoadedEngine], face: FaceCrop, utterances: list[Utterance]) -> int:
     """How long to book the GPU for: the drawing's worst case plus the worker's start.
 
     Takes the same arguments as the task it books for, as `spaces.GPU(duration=...)` calls it.
@@ -65,7 +66,7 @@ def booked_seconds(engine: EngineHandle, face: FaceCrop, utterances: list[Uttera
 
 @zerogpu.gpu_task(duration=booked_seconds)
 def draw_frames_on_gpu(
-    engine: EngineHandle, face: FaceCrop, utterances: list[Utterance]
+    engine: EngineHandle[LoadedEngine], face: FaceCrop, utterances: list[Utterance]
 ) -> Iterator[np.ndarray | UserFacingError]:
     """`draw_frames` for the whole speech at once: on ZeroGPU, in the GPU worker.
 
@@ -85,7 +86,7 @@ def raising_messages(items: Iterator[np.ndarray | UserFacingError]) -> Iterator[
         yield item
 
 
-def animate(engine: Engine, face: Face, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
+def animate(engine: LoadedEngine, face: Face, utterances: Iterable[Utterance]) -> Iterator[np.ndarray]:
     """The frames of a run, drawn wherever this machine draws them."""
     crop = face_crop(face)
     if zerogpu.ACTIVE and engine.uses_gpu:

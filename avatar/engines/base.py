@@ -1,11 +1,13 @@
-"""The one interface every lip-sync engine implements, for one session or many at once.
+"""The one interface every lip-sync engine implements, for one face or many at once.
 
-An engine is loaded once per process (or once per replica, on another host). A session is one
-face speaking: `open` prepares the face once, then the session's speech is cut into chunks and
-`draw` turns the chunks of several sessions into frames in one step. An engine that cannot batch
-implements `draw_one` and gets the loop over sessions for free. Everything that crosses this
-interface is small and plain (a face crop with its landmarks, 16 kHz audio, uint8 frames), so an
-engine may live in another process or on another host.
+An engine is loaded once per process (or once per replica, on another host). `open` prepares a face
+once; then its speech, cut into chunks (`SpeechChunker`), is drawn a step at a time: `draw` turns the
+chunks of several faces into frames in one step. An engine that cannot batch implements `draw_one` and
+gets the loop over faces for free. Where and when the steps are drawn (in the run's own thread, batched
+on the engine's device thread, on a Ray Serve replica) is its placement's business (placement.py), and
+what a run holds is a `LoadedEngine` (loaded.py). Everything that crosses this interface is small and
+plain (a face crop with its landmarks, 16 kHz audio, uint8 frames), so an engine may live in another
+process or on another host.
 """
 
 from __future__ import annotations
@@ -14,16 +16,12 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.speech.utterance import Phone, Utterance
-
-if TYPE_CHECKING:
-    from avatar.engines.scheduler import BatchScheduler
 
 
 class EngineUnavailable(Exception):
@@ -49,9 +47,9 @@ class FaceCrop:
 
 @dataclass(frozen=True)
 class SpeechChunk:
-    """One step of one session's speech: 16 kHz audio of whole frames, and the frames owed for it.
+    """One step of one face's speech: 16 kHz audio of whole frames, and the frames owed for it.
 
-    The last chunk of a session is padded with silence to the engine's chunk length; `frames` then says
+    The last chunk of a run is padded with silence to the engine's chunk length; `frames` then says
     how many of the drawn frames belong to the speech (the rest are dropped). Phones are on the chunk's
     own timeline (seconds from its first sample).
     """
@@ -65,32 +63,19 @@ class SpeechChunk:
         return len(self.audio) // SAMPLES_PER_FRAME
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    """What the page tells the user about a loaded engine."""
-
-    key: str
-    label: str
-    device: str
-
-
 class Engine(ABC):
-    """A lip-sync engine: a face plus speech in, frames of that face talking out."""
+    """A lip-sync engine: a face plus speech in, frames of that face talking out.
 
-    key: str
-    label: str
+    It implements one thing: `draw` (many faces in one step) or `draw_one` (one face; the loop comes free), with
+    `open`, and `prepare` and `check` where it needs them. Its key and name are its spec's (spec.py), and how
+    its steps are scheduled is its placement's (placement.py), not its own.
+    """
+
     device: torch.device
-    # Frames a step draws per session; None: any whole number of frames (all the speech that has arrived).
+    # Frames a step draws per face; None: any whole number of frames (all the speech that has arrived).
     chunk_frames: int | None = None
     # GPU time a second of speech takes at most, for booking a ZeroGPU GPU (a shared GPU slice is slower).
     gpu_seconds_per_speech_second: float = 1.0
-    # Batches the steps of sessions running at once, for engines that draw a batch in little more time than one.
-    scheduler: BatchScheduler | None = None
-
-    @property
-    def info(self) -> EngineInfo:
-        device = self.device.type.upper() if self.device.index is None else str(self.device)
-        return EngineInfo(self.key, self.label, device)
 
     @property
     def uses_gpu(self) -> bool:
@@ -98,41 +83,29 @@ class Engine(ABC):
 
     @abstractmethod
     def open(self, face: FaceCrop) -> object:
-        """Prepare `face` once for a session; the returned state is handed back to `draw`."""
+        """Prepare `face` once for a run; the returned state (the face's drawing state) is handed back to `draw`."""
 
     def prepare(self, face: FaceCrop) -> None:
         """Do the per-face work ahead of time (when the user picks a photo), for engines that keep it."""
         return
 
     def draw(self, states: list[object], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
-        """One step for several sessions: yields, piece by piece, a list of frames (n, H, W, 3) per session.
+        """One step for several faces: yields, piece by piece, a list of frames (n, H, W, 3) per face.
 
-        Each session's frames are trimmed to its chunk's `frames`. Engines that batch override this;
-        the rest get this loop, one session after another.
+        Each face's frames are trimmed to its chunk's `frames`. Engines that batch override this;
+        the rest get this loop, one face after another.
         """
         for index, (state, chunk) in enumerate(zip(states, chunks, strict=True)):
             for frames in self.draw_one(state, chunk):
                 yield [frames if i == index else _no_frames(frames) for i in range(len(states))]
 
     def draw_one(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
-        """One step for one session: its frames, piece by piece (engines that do not batch implement this)."""
+        """One step for one face: its frames, piece by piece (engines that do not batch implement this)."""
         raise NotImplementedError(f"{type(self).__name__} implements neither draw nor draw_one")
 
     def check(self, state: object, chunk: SpeechChunk) -> None:
-        """Raise if `chunk` cannot be drawn for `state`; asked before it joins a batch, so only its session fails."""
+        """Raise if `chunk` cannot be drawn for `state`; asked before it joins a batch, so only its run fails."""
         return
-
-    def step(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
-        """One session's step, as a run calls it; an engine with a batching scheduler routes it there."""
-        if self.scheduler is not None:
-            yield from self.scheduler.step(state, chunk)
-            return
-        for frames in self.draw([state], [chunk]):
-            yield frames[0]
-
-    def start(self, face: FaceCrop) -> EngineSession:
-        """A session of `face` speaking, fed sentence by sentence."""
-        return EngineSession(self, face)
 
 
 def _no_frames(like: np.ndarray) -> np.ndarray:
@@ -140,10 +113,10 @@ def _no_frames(like: np.ndarray) -> np.ndarray:
 
 
 class SpeechChunker:
-    """Cuts one session's sentences into an engine's chunks; the one place speech becomes 16 kHz.
+    """Cuts one talking face's sentences into an engine's chunks; the one place speech becomes 16 kHz.
 
-    Leftover samples are carried to the next sentence; `finish` pads what is left with silence, so a
-    session of `s` samples gets ceil(s / 640) frames in all.
+    Leftover samples are carried to the next sentence; `finish` pads what is left with silence, so
+    speech of `s` samples gets ceil(s / 640) frames in all.
     """
 
     def __init__(self, chunk_frames: int | None) -> None:
@@ -184,27 +157,3 @@ class SpeechChunker:
         self.phones = [Phone(p.symbol, p.start - end, p.end - end) for p in self.phones if p.end > end]
         self.frames_out += frames
         return SpeechChunk(audio=audio, frames=frames, phones=phones)
-
-
-class EngineSession:
-    """One face speaking: sentences in, frames out as soon as each chunk is drawn."""
-
-    def __init__(self, engine: Engine, face: FaceCrop) -> None:
-        self.engine = engine
-        self.state = engine.open(face)
-        self.chunker = SpeechChunker(engine.chunk_frames)
-
-    def push(self, utterance: Utterance) -> Iterator[np.ndarray]:
-        """Frames for this sentence; a chunked engine holds back a tail until the next sentence or `finish`."""
-        for chunk in self.chunker.push(utterance):
-            yield from self._draw(chunk)
-
-    def finish(self) -> Iterator[np.ndarray]:
-        """The frames still owed for speech already pushed."""
-        for chunk in self.chunker.finish():
-            yield from self._draw(chunk)
-
-    def _draw(self, chunk: SpeechChunk) -> Iterator[np.ndarray]:
-        for frames in self.engine.step(self.state, chunk):
-            if len(frames):
-                yield frames

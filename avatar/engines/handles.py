@@ -2,7 +2,8 @@
 
 ZeroGPU's worker is forked from this process, so it already holds the same engines (weights
 included) under the same handles; only the handle needs to travel. Engines are remembered when
-they are loaded, before the worker forks.
+they are loaded, before the worker forks. A handle refers to a `LoadedEngine` (a run's) or to an
+engine itself (FlashHead's compile ahead of time).
 """
 
 from __future__ import annotations
@@ -10,28 +11,31 @@ from __future__ import annotations
 import uuid
 import weakref
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from avatar.engines.base import Engine, EngineUnavailable
+from avatar.engines.base import EngineUnavailable
 
-_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
-_HANDLES: weakref.WeakKeyDictionary[Engine, EngineHandle] = weakref.WeakKeyDictionary()
+T = TypeVar("T")
+
+_ENGINES: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
+_HANDLES: weakref.WeakKeyDictionary[object, EngineHandle] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
-class EngineHandle:
+class EngineHandle(Generic[T]):
     """A picklable reference to an engine loaded in this process (or in the process it was forked from)."""
 
     id: str
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> T:
         engine = _ENGINES.get(self.id)
         if engine is None:
             raise EngineUnavailable("This engine was loaded after the GPU worker started; please restart the app.")
         return engine
 
 
-def handle_of(engine: Engine) -> EngineHandle:
+def handle_of(engine: T) -> EngineHandle[T]:
     """The engine's handle, made the first time it is asked for."""
     handle = _HANDLES.get(engine)
     if handle is None:

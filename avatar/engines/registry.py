@@ -1,23 +1,26 @@
 """Which engines this machine can run, which one to preselect and why, one loaded instance of each.
 
-Everything it knows of an engine comes from the engine's `EngineSpec` (see catalogue.py).
+Everything it knows of an engine comes from the engine's `EngineSpec` (see catalogue.py). Engines are
+built in this process, or, with AVATAR_SERVE=ray, served by the replicas of a cluster handed in from
+above (avatar/serving's `join_cluster`): the registry never imports the serving layer.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from avatar import zerogpu
 from avatar.config import Settings
 from avatar.engines import catalogue
-from avatar.engines.base import Engine, EngineUnavailable
+from avatar.engines.base import EngineUnavailable
 from avatar.engines.devices import choose_device
 from avatar.engines.handles import handle_of
+from avatar.engines.loaded import LoadedEngine
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
-from avatar.serving import join_cluster
 
 
 @dataclass(frozen=True)
@@ -26,15 +29,34 @@ class EngineOption:
     label: str
 
 
+class Cluster(Protocol):
+    """Hosts whose replicas serve the engines (avatar/serving's `RayCluster`), as the registry uses them."""
+
+    @property
+    def has_gpus(self) -> bool: ...
+
+    def replicas(self, spec: EngineSpec) -> int:
+        """How many replicas serve engine `spec`."""
+
+    def serve(self, spec: EngineSpec, progress: Progress | None = None) -> LoadedEngine:
+        """Engine `spec`, drawing on the replicas."""
+
+
 class EngineRegistry:
     """Loads engines on first use and keeps them; remembers why an engine could not load."""
 
     def __init__(
-        self, settings: Settings, cuda_available: bool | None = None, specs: list[EngineSpec] | None = None
+        self,
+        settings: Settings,
+        cuda_available: bool | None = None,
+        specs: list[EngineSpec] | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
+        if cluster is None and settings.serve != "off":
+            raise ValueError(f"AVATAR_SERVE={settings.serve}: hand in the cluster avatar.serving.join_cluster joins")
         self.settings = settings
         # With AVATAR_SERVE=ray, engines run as replicas on this Ray cluster and its GPUs are what counts.
-        self.cluster = join_cluster(settings)
+        self.cluster = cluster
         if cuda_available is None:
             cuda_available = self.cluster.has_gpus if self.cluster else torch.cuda.is_available()
         self.cuda = cuda_available
@@ -42,7 +64,7 @@ class EngineRegistry:
         self.fallback = next(iter(self.specs))
         self.engine_settings: dict[str, EngineSettings] = {key: s.read_settings() for key, s in self.specs.items()}
         self._lock = threading.Lock()
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, LoadedEngine] = {}
         self.problems: dict[str, str] = {}
         self.sealed = False
 
@@ -95,12 +117,12 @@ class EngineRegistry:
             return f"GPU found: {needs_gpu} can be picked (their weights load on first use)."
         return f"{_first_up(chosen.name)} is preselected."
 
-    def loaded(self, key: str) -> Engine | None:
+    def loaded(self, key: str) -> LoadedEngine | None:
         """The engine `key` if it is already loaded (never starts a load)."""
         with self._lock:
             return self._engines.get(key)
 
-    def get(self, key: str, progress: Progress | None = None) -> Engine:
+    def get(self, key: str, progress: Progress | None = None) -> LoadedEngine:
         """The engine `key`, loading it if needed; raises `EngineUnavailable` with the reason."""
         spec = self.specs.get(key)
         if spec is None:
@@ -115,7 +137,7 @@ class EngineRegistry:
                         self._engines[key] = self.cluster.serve(spec, progress)
                     else:
                         device = choose_device(self.settings.device, spec.label, spec.needs_cuda, self.cuda)
-                        self._engines[key] = spec.build(self.engine_settings[key], device, progress)
+                        self._engines[key] = spec.load(device, self.engine_settings[key], progress)
                     handle_of(self._engines[key])  # known by handle before ZeroGPU's worker forks
                 except EngineUnavailable as error:
                     self.problems[key] = str(error)

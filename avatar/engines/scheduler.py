@@ -1,15 +1,16 @@
-"""Continuous batching of live sessions on an engine's one device thread.
+"""Continuous batching of talking faces on an engine's one device thread: a placement composed around an engine.
 
-Many visitors speak at once, and a GPU draws a batch of sessions in little more time than one. So
-each session hands in one chunk at a time (`step`), and before every step the thread takes the
-chunks that are waiting, most urgent first, and draws them as one batch; each session gets its
-frames as soon as that batch is drawn, and hands in its next chunk. Sessions join and leave the
-running batch at these chunk boundaries without a word: a session that finished, was stopped or
+Many visitors speak at once, and a GPU draws a batch of faces in little more time than one. So
+each talking face hands in one chunk at a time (`step`), and before every step the thread takes the
+chunks that are waiting, most urgent first, and draws them as one batch; each face gets its
+frames as soon as that batch is drawn, and hands in its next chunk. Faces join and leave the
+running batch at these chunk boundaries without a word: a run that finished, was stopped or
 whose visitor left simply hands in no more chunks.
 
 The same thread makes the engine's other device calls (`call`: opening a face, warming up) between
 steps: CUDA graphs belong to the thread that recorded them, and one thread keeps one step in flight.
-A process forked from this one (ZeroGPU's GPU worker) inherits no threads, so it starts its own.
+The engine itself knows nothing of this thread. A process forked from this one (ZeroGPU's GPU worker)
+inherits no threads, so it starts its own.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from avatar.config import FPS
-
-if TYPE_CHECKING:
-    from avatar.engines.base import Engine, SpeechChunk
+from avatar.engines.base import Engine, FaceCrop, SpeechChunk
+from avatar.engines.placement import EngineT, InProcess
 
 T = TypeVar("T")
 
@@ -91,11 +91,11 @@ class _Request:
 _DONE = object()
 
 
-class BatchScheduler:
-    """The one thread that does an engine's device work, batching the steps of concurrent sessions."""
+class BatchScheduler(InProcess[EngineT]):
+    """The one thread that does an engine's device work, batching the steps of concurrent talking faces."""
 
-    def __init__(self, engine: Engine, name: str, batching: Batching | None = None) -> None:
-        self.engine = engine
+    def __init__(self, engine: EngineT, name: str, batching: Batching | None = None) -> None:
+        super().__init__(engine)
         self.name = name
         self.batching = batching or Batching()
         self._lock = threading.Lock()
@@ -109,6 +109,9 @@ class BatchScheduler:
         future: Future = Future()
         worker.add_call(fn, args, future)
         return future.result()
+
+    def open(self, face: FaceCrop) -> object:
+        return self.call(self.engine.open, face)
 
     def step(self, state: object, chunk: SpeechChunk) -> Iterator[np.ndarray]:
         """One session's chunk, drawn in the next step that takes it; its frames, piece by piece.

@@ -1,9 +1,10 @@
 """Engines served by Ray Serve: replicas on the GPUs (or CPUs) of a Ray cluster of any number of hosts.
 
-Off by default. With AVATAR_SERVE=ray the registry builds, for each engine, a `RayServedEngine`: the
-same `Engine` interface, whose sessions live on replicas of a Ray Serve deployment that each hold the
-real engine (see replica.py, router.py, served_engine.py, cluster.py). Ray is imported only then, so
-the default install does not need it.
+Off by default. With AVATAR_SERVE=ray the app joins the cluster (`join_cluster`) and hands it to the
+engine registry, which then gets each engine as a `LoadedEngine` placed on `ServedReplicas`: the same
+object a run draws with, whose replica sessions live on replicas of a Ray Serve deployment that each
+hold the real engine (see replica.py, router.py, served_engine.py, cluster.py). Ray is imported only
+then, so the default install does not need it.
 """
 
 from __future__ import annotations

@@ -24,10 +24,11 @@ from ray.serve.schema import ApplicationStatus
 
 from avatar.config import PACKAGE_DIR, env_float, env_int
 from avatar.engines.base import EngineUnavailable
+from avatar.engines.loaded import LoadedEngine
 from avatar.engines.spec import EngineSpec, Progress
 from avatar.serving.replica import EngineReplica
-from avatar.serving.router import SessionRouter
-from avatar.serving.served_engine import RayServedEngine
+from avatar.serving.router import ReplicaRouter
+from avatar.serving.served_engine import ServedReplicas
 
 # How long the start-up check waits for the cluster's head to answer.
 CONNECT_SECONDS = 5
@@ -122,7 +123,7 @@ class RayCluster:
         """One replica per GPU for an engine that needs one, else one per host; AVATAR_RAY_REPLICAS overrides."""
         return self.settings.replicas or (self.gpus if spec.needs_cuda else self.hosts)
 
-    def serve(self, spec: EngineSpec, progress: Progress | None = None) -> RayServedEngine:
+    def serve(self, spec: EngineSpec, progress: Progress | None = None) -> LoadedEngine:
         """The engine `spec`, served by its replicas: deployed now, or already running (another app process
         or an earlier start deployed it; `serve delete avatar-<engine>` makes the next start deploy afresh)."""
         name = f"avatar-{spec.key}"
@@ -136,7 +137,7 @@ class RayCluster:
             except RuntimeError as error:
                 raise EngineUnavailable(f"{spec.label} could not start on the Ray cluster: {error}") from error
         handle = serve.get_app_handle(name)
-        return RayServedEngine(spec.key, spec.label, handle, handle.describe.remote().result(), replicas)
+        return spec.loaded(ServedReplicas(handle, handle.describe.remote().result(), replicas))
 
     def _deployment(self, spec: EngineSpec, replicas: int) -> Deployment:
         return serve.deployment(EngineReplica).options(
@@ -149,7 +150,7 @@ class RayCluster:
                 "num_gpus": 1 if spec.needs_cuda else 0,
             },
             request_router_config=RequestRouterConfig(
-                request_router_class=SessionRouter, request_routing_stats_period_s=ROUTING_STATS_SECONDS
+                request_router_class=ReplicaRouter, request_routing_stats_period_s=ROUTING_STATS_SECONDS
             ),
             logging_config={"enable_access_log": False},
         )

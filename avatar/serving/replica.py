@@ -1,9 +1,10 @@
-"""One replica of an engine's Ray Serve deployment: the real engine, built once, serving sessions by key.
+"""One replica of an engine's Ray Serve deployment: the real engine, built once, serving replica sessions by key.
 
-The replica holds no engine logic: it builds the engine from its `EngineSpec` as the registry would,
-and its `open`/`step` are the engine's own. Each session's state stays here, under a key that names
-this replica (see router.py). Steps of many sessions run at once in the replica's engine threads, so an
-engine that batches (its `step` behind a scheduler) sees them together on its GPU.
+The replica holds no engine logic: it loads the engine from its `EngineSpec` as the registry would
+(in its own placement: batched on its device thread, or not), and its `open`/`step` are the loaded
+engine's. Each session's drawing state stays here, under a key that names this replica (see router.py).
+Steps of many sessions run at once in the replica's engine threads, so an engine behind a batching
+scheduler sees them together on its GPU.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class ReplicaInfo:
 
 
 @dataclass
-class HeldSession:
-    """A session's engine state, the app process that opened it, and when it was last used (to drop
+class HeldState:
+    """A replica session's drawing state, the app process that opened it, and when it was last used (to drop
     sessions their app forgot)."""
 
     state: object
@@ -65,9 +66,9 @@ class EngineReplica:
         device = choose_device("cuda" if ray.get_gpu_ids() else "cpu", spec.label, spec.needs_cuda)
         # The build's progress (weights fetched, sizes compiled: minutes for FlashHead) goes to the replica's
         # log, which Ray shows in the output of the app that deployed it.
-        self.engine = spec.build(self.settings, device, lambda fraction, what: print(f"{spec.label}: {what}"))
+        self.engine = spec.load(device, self.settings, lambda fraction, what: print(f"{spec.label}: {what}"))
         self.replica_id = serve.get_replica_context().replica_id.unique_id
-        self.sessions: dict[str, HeldSession] = {}
+        self.sessions: dict[str, HeldState] = {}
         self.threads = ThreadPoolExecutor(THREADS_PER_SESSION * self.settings.sessions, thread_name_prefix="engine")
 
     def describe(self) -> ReplicaInfo:
@@ -80,7 +81,7 @@ class EngineReplica:
         state = await self._in_thread(self.engine.open, face)
         self._drop_idle()
         key = session_key(self.replica_id)
-        self.sessions[key] = HeldSession(state, opener)
+        self.sessions[key] = HeldState(state, opener)
         return key
 
     async def step(self, key: str, chunk: SpeechChunk) -> AsyncIterator[np.ndarray]:

@@ -1,8 +1,8 @@
 """Where Ray Serve sends each call: a session's calls to the replica holding it, a new session to the least loaded.
 
-A session's state lives on one replica, so its key starts with that replica's id and every later call
-carries the key as Serve's `session_id`: this router, Serve's own extension point for routing, then
-offers Serve only that replica. A new session (no key) goes to a replica holding the fewest sessions
+A replica session is one face's drawing state, kept by one replica: its key starts with that replica's id,
+and every later call carries the key as Serve's `session_id`: this router, Serve's own extension point for
+routing, then offers Serve only that replica. A new session (no key) goes to a replica holding the fewest sessions
 (ties broken at random), and counts there from the moment it is chosen: two visitors starting together
 are routed at once, and the second must see the first's session before the first has reached its replica.
 Should Serve send it elsewhere after all (the chosen replica was full or did not answer), it counts where
@@ -45,8 +45,9 @@ def least_loaded_first(loads: dict[str, int]) -> list[list[str]]:
     return [[replica for replica, load in loads.items() if load == level] for level in sorted(set(loads.values()))]
 
 
-class SessionRouter(RequestRouter):
-    """Sticky sessions and least-loaded new sessions, for one engine's deployment (runs in the app process)."""
+class ReplicaRouter(RequestRouter):
+    """Sticky replica sessions, and new ones to the least loaded replica, for one engine's deployment (runs in the
+    app process)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

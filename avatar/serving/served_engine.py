@@ -1,8 +1,9 @@
-"""An engine whose sessions live on Ray Serve replicas: the same `Engine` interface, so a run cannot tell.
+"""Engines drawn on Ray Serve replicas: a placement, so a run holds the same `LoadedEngine` and cannot tell.
 
-`open` sends the face crop (never the photo) to the least-loaded replica, which keeps the session;
-`step` sends one 16 kHz chunk to that replica and yields its frames as they stream back. Speech is cut
-into chunks here, by the run's `EngineSession`, exactly as for an engine in this process.
+`open` sends the face crop (never the photo) to the least-loaded replica, which keeps the face's drawing
+state as a replica session; `step` sends one 16 kHz chunk to that replica and yields its frames as they
+stream back. Speech is cut into chunks here, by the run's `TalkingFace`, exactly as for an engine in this
+process.
 
 A replica that dies takes its sessions with it: their visitors get a plain message (the run's speech and
 photo are still here, so pressing Generate again works), and Serve sends new sessions to live replicas.
@@ -14,12 +15,11 @@ import weakref
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import torch
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle
 
-from avatar.engines.base import Engine, EngineInfo, FaceCrop, SpeechChunk
+from avatar.engines.base import FaceCrop, SpeechChunk
 from avatar.errors import UserFacingError
 from avatar.serving.replica import ReplicaInfo, SessionLost
 from avatar.serving.router import APP_PROCESS
@@ -32,43 +32,42 @@ OPEN_SECONDS = 120
 REMOTE_ERRORS = (RayActorError, RayTaskError, RayServeException)
 
 
-class ServedSession:
-    """A session held by one replica; its key names that replica. Closed there once the run lets go of it."""
+class ReplicaSession:
+    """A face's drawing state, held by one replica; its key names that replica. Closed there once the run lets
+    go of it."""
 
     def __init__(self, key: str, close: Callable[[str], object]) -> None:
         self.key = key
         weakref.finalize(self, close, key).atexit = False
 
 
-class RayServedEngine(Engine):
-    """An engine served by the replicas of one Ray Serve deployment (see cluster.py)."""
+class ServedReplicas:
+    """The placement of an engine on the replicas of one Ray Serve deployment (see cluster.py)."""
 
-    # Frames arrive here as arrays in memory: this process books no GPU (ZeroGPU's path stays off).
-    device = torch.device("cpu")
+    # No engine in this process, so it books no GPU here (ZeroGPU's path stays off): frames arrive as arrays.
+    engine = None
 
-    def __init__(self, key: str, label: str, handle: DeploymentHandle, about: ReplicaInfo, replicas: int) -> None:
-        self.key = key
-        self.label = label
+    def __init__(self, handle: DeploymentHandle, about: ReplicaInfo, replicas: int) -> None:
         self.handle = handle
         self.chunk_frames = about.chunk_frames
-        # Sessions all replicas serve at once, as their hosts size them.
+        # Faces all replicas draw at once, as their hosts size them.
         self.sessions = about.sessions * replicas
-        self.placement = f"Ray Serve, {replicas} replica{'s' if replicas != 1 else ''} on {about.device}"
+        self.where = f"Ray Serve, {replicas} replica{'s' if replicas != 1 else ''} on {about.device}"
 
-    @property
-    def info(self) -> EngineInfo:
-        return EngineInfo(self.key, self.label, self.placement)
+    def prepare(self, face: FaceCrop) -> None:
+        """Nothing ahead of time: the face is sent with the run."""
+        return
 
-    def open(self, face: FaceCrop) -> ServedSession:
+    def open(self, face: FaceCrop) -> ReplicaSession:
         try:
             key = self.handle.open.remote(face, APP_PROCESS).result(timeout_s=OPEN_SECONDS)
         except TimeoutError as error:
             raise UserFacingError(NO_REPLICA) from error
         except REMOTE_ERRORS as error:
             raise as_raised_here(error) from error
-        return ServedSession(key, self._close)
+        return ReplicaSession(key, self._close)
 
-    def step(self, state: ServedSession, chunk: SpeechChunk) -> Iterator[np.ndarray]:
+    def step(self, state: ReplicaSession, chunk: SpeechChunk) -> Iterator[np.ndarray]:
         """The frames of one chunk, streamed from the replica that holds the session."""
         frames = self.handle.options(stream=True, session_id=state.key).step.remote(state.key, chunk)
         try:

@@ -14,6 +14,7 @@ from avatar.engines.animate import face_crop
 from avatar.engines.base import SpeechChunker
 from avatar.engines.default import mesh
 from avatar.engines.default.engine import DefaultEngine, Motion
+from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.engines.default.mouth_shapes import mouth_track
 from avatar.engines.default.warp import ACTIONS
 from avatar.faces import Face, read_face
@@ -33,9 +34,9 @@ def _speech(seconds: float, silent_from: float | None = None) -> Utterance:
 
 
 def _render(face: Face, *utterances: Utterance) -> np.ndarray:
-    session = DefaultEngine("cpu").start(face_crop(face))
-    chunks = [frames for utterance in utterances for frames in session.push(utterance)]
-    chunks += list(session.finish())
+    talking = ANIMATOR.load("cpu").start(face_crop(face))
+    chunks = [frames for utterance in utterances for frames in talking.push(utterance)]
+    chunks += list(talking.finish())
     return np.concatenate(chunks)
 
 
@@ -87,12 +88,12 @@ def test_pixels_outside_the_face_do_not_move(talking: np.ndarray) -> None:
 
 
 def test_the_rest_pose_does_not_drift_over_a_long_speech(astronaut_face: Face) -> None:
-    session = DefaultEngine("cpu").start(face_crop(astronaut_face))
+    talking = ANIMATOR.load("cpu").start(face_crop(astronaut_face))
     rest = Motion(np.zeros((1, len(ACTIONS)), np.float32), np.zeros(1, np.float32), np.zeros((1, 2), np.float32))
-    before = session.state.renderer.render(np.zeros(1, int), rest).numpy()
-    for _ in session.push(_speech(4.0)):
+    before = talking.state.renderer.render(np.zeros(1, int), rest).numpy()
+    for _ in talking.push(_speech(4.0)):
         pass
-    after = session.state.renderer.render(np.zeros(1, int), rest).numpy()
+    after = talking.state.renderer.render(np.zeros(1, int), rest).numpy()
     assert np.array_equal(before, after)
     assert np.abs(before[0].astype(np.int16) - astronaut_face.crop).mean() < 1.0
 
@@ -190,12 +191,12 @@ def test_a_run_started_while_its_face_is_being_prepared_waits_for_that_preparati
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(engine_module, "FaceRenderer", CountedRenderer)
-    engine = DefaultEngine("cpu")
+    engine = ANIMATOR.load("cpu")
     preparing = threading.Thread(target=engine.prepare, args=(face_crop(astronaut_face),))
     preparing.start()
     while not builds:
         time.sleep(0.001)
-    session = engine.start(face_crop(astronaut_face))
+    talking = engine.start(face_crop(astronaut_face))
     preparing.join()
     assert len(builds) == 1
-    assert isinstance(session.state.renderer, CountedRenderer)
+    assert isinstance(talking.state.renderer, CountedRenderer)

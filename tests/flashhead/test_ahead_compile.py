@@ -22,9 +22,11 @@ import torch
 
 from avatar.engines.animate import draw_frames
 from avatar.engines.flashhead.ahead import captured_arguments, compile_ahead
-from avatar.engines.flashhead.engine import FlashHeadEngine
-from avatar.engines.flashhead.spec import FlashHeadSettings
+from avatar.engines.flashhead.engine import load_batched
+from avatar.engines.flashhead.settings import FlashHeadSettings
+from avatar.engines.flashhead.spec import LITE
 from avatar.engines.handles import handle_of
+from avatar.engines.loaded import LoadedEngine
 from avatar.speech.utterance import Utterance
 from bench.flashhead_speed import bench_face
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
@@ -67,13 +69,13 @@ def settings(tmp_path_factory) -> FlashHeadSettings:
     return FlashHeadSettings(weights=str(root / "flashhead"), wav2vec2_weights=str(root / "wav2vec2"), size=SIZE)
 
 
-def uncompiled(settings: FlashHeadSettings) -> FlashHeadEngine:
+def uncompiled(settings: FlashHeadSettings) -> LoadedEngine:
     """The engine as ZeroGPU loads it, before anything is compiled."""
-    return FlashHeadEngine.from_settings(settings, torch.device("cpu"), compile_models=False)
+    return LITE.loaded(load_batched(settings, torch.device("cpu"), compile_models=False))
 
 
 @pytest.fixture(scope="module")
-def reference(settings) -> FlashHeadEngine:
+def reference(settings) -> LoadedEngine:
     return uncompiled(settings)
 
 
@@ -83,9 +85,9 @@ def aoti() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def compiled(settings, aoti) -> FlashHeadEngine:
+def compiled(settings, aoti) -> LoadedEngine:
     engine = uncompiled(settings)
-    assert compile_ahead(engine, aoti=aoti)
+    assert compile_ahead(engine.engine, LITE.title, aoti=aoti)
     return engine
 
 
@@ -97,20 +99,21 @@ def speech(chunks: int, chunk_samples: int) -> list[Utterance]:
 
 
 def test_the_transformer_compiled_ahead_of_time_gives_the_uncompiled_transformers_velocity(compiled, reference, aoti):
-    x, _, context, y = captured_arguments(reference.pipeline, aoti)
+    x, _, context, y = captured_arguments(reference.engine.pipeline, aoti)
     assert x.shape[0] == 1, "captured for one session, as a ZeroGPU worker draws"
     x = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
     timestep = torch.full((1,), 833.0)
-    expected = reference.pipeline.transformer(x, timestep, context, y)
-    torch.testing.assert_close(compiled.pipeline.transformer(x, timestep, context, y), expected, rtol=1e-5, atol=1e-5)
+    expected = reference.engine.pipeline.transformer(x, timestep, context, y)
+    transformer = compiled.engine.pipeline.transformer
+    torch.testing.assert_close(transformer(x, timestep, context, y), expected, rtol=1e-5, atol=1e-5)
     # Nothing eager is left to fall back on: the weights now live with the compiled package only.
-    assert all(parameter.numel() == 0 for parameter in compiled.pipeline.transformer.parameters())
+    assert all(parameter.numel() == 0 for parameter in transformer.parameters())
 
 
 def test_a_run_drawn_through_the_compiled_transformer_matches_the_uncompiled_engine_within_one_level(
     compiled, reference
 ):
-    utterances = speech(2, reference.pipeline.layout.new_samples)
+    utterances = speech(2, reference.engine.pipeline.layout.new_samples)
     face = bench_face(SIZE, seed=0)
     expected = np.concatenate(list(draw_frames(reference, face, utterances)))
     frames = np.concatenate(list(draw_frames(compiled, face, utterances)))
@@ -119,7 +122,7 @@ def test_a_run_drawn_through_the_compiled_transformer_matches_the_uncompiled_eng
 
 
 def test_a_gpu_worker_forked_after_start_up_runs_the_compiled_transformer_and_matches(compiled, reference):
-    utterances = speech(1, reference.pipeline.layout.new_samples)
+    utterances = speech(1, reference.engine.pipeline.layout.new_samples)
     face = bench_face(SIZE, seed=1)
     expected = np.concatenate(list(draw_frames(reference, face, utterances)))
     there = np.concatenate(draw_in_forked_worker(handle_of(compiled), face, utterances))
@@ -135,13 +138,13 @@ def test_when_compiling_fails_flashhead_starts_uncompiled_draws_the_same_frames_
     assert torch.version.cuda is None
     engine = uncompiled(settings)
     with caplog.at_level(logging.INFO, logger="avatar.engines.flashhead.ahead"):
-        assert not compile_ahead(engine)
+        assert not compile_ahead(engine.engine, LITE.title)
     (record,) = [record for record in caplog.records if record.name == "avatar.engines.flashhead.ahead"]
     assert record.levelno == logging.WARNING and record.exc_info is None
     message = record.getMessage()
     assert message.startswith("FlashHead Lite will run uncompiled, and slower: compiling its transformer ahead")
     assert "\n" not in message
-    utterances = speech(1, reference.pipeline.layout.new_samples)
+    utterances = speech(1, reference.engine.pipeline.layout.new_samples)
     face = bench_face(SIZE, seed=2)
     expected = np.concatenate(list(draw_frames(reference, face, utterances)))
     assert np.array_equal(np.concatenate(list(draw_frames(engine, face, utterances))), expected)
@@ -165,16 +168,16 @@ def test_a_compiled_package_that_fails_its_check_is_taken_back_and_flashhead_dra
     )
     engine = uncompiled(settings)
     with caplog.at_level(logging.INFO, logger="avatar.engines.flashhead.ahead"):
-        assert not compile_ahead(engine, aoti=broken)
+        assert not compile_ahead(engine.engine, LITE.title, aoti=broken)
     (record,) = [record for record in caplog.records if record.name == "avatar.engines.flashhead.ahead"]
     assert record.levelno == logging.WARNING and "\n" not in record.getMessage()
     assert record.getMessage().startswith(
         "FlashHead Lite will run uncompiled, and slower: loading and checking its transformer compiled ahead of time"
     )
-    transformer = engine.pipeline.transformer
+    transformer = engine.engine.pipeline.transformer
     assert "forward" not in vars(transformer)
     assert all(parameter.numel() > 0 for parameter in transformer.parameters())
-    utterances = speech(1, reference.pipeline.layout.new_samples)
+    utterances = speech(1, reference.engine.pipeline.layout.new_samples)
     face = bench_face(SIZE, seed=3)
     expected = np.concatenate(list(draw_frames(reference, face, utterances)))
     assert np.array_equal(np.concatenate(list(draw_frames(engine, face, utterances))), expected)

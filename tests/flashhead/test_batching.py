@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from avatar.engines.base import SpeechChunk, SpeechChunker
-from avatar.engines.flashhead import spec as flashhead_spec
-from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine
-from avatar.engines.flashhead.spec import FlashHeadSettings, default_sessions
+from avatar.engines.flashhead import settings as flashhead_settings
+from avatar.engines.flashhead.engine import LARGEST_STEP, FlashHeadEngine, batched
+from avatar.engines.flashhead.settings import FlashHeadSettings, default_sessions
+from avatar.engines.flashhead.spec import LITE
+from avatar.engines.loaded import LoadedEngine
 from avatar.engines.scheduler import Batching
 from avatar.speech.utterance import Utterance
 from bench.flashhead_speed import bench_face
@@ -26,14 +28,14 @@ STEP = 24 * 640  # a Lite chunk's samples
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> FlashHeadEngine:
+def engine(tmp_path_factory) -> LoadedEngine:
     root = tmp_path_factory.mktemp("weights")
     write_lite(root / "flashhead")
     write_wav2vec2(root / "wav2vec2")
     settings = FlashHeadSettings(
         weights=str(root / "flashhead"), wav2vec2_weights=str(root / "wav2vec2"), size=SIZE, sessions=4
     )
-    return FlashHeadEngine.from_settings(settings, torch.device("cpu"), compile_models=False)
+    return LITE.load("cpu", settings)
 
 
 def speech(samples: int, seed: int) -> Utterance:
@@ -64,7 +66,7 @@ def face(name: str):
     return bench_face(SIZE, seed=FACES[name])
 
 
-def drawn_alone(engine: FlashHeadEngine, name: str, chunks: int) -> np.ndarray:
+def drawn_alone(engine: LoadedEngine, name: str, chunks: int) -> np.ndarray:
     state = engine.open(face(name))
     return np.concatenate([frames for chunk in CHUNKS[name][:chunks] for frames in engine.step(state, chunk)])
 
@@ -78,9 +80,9 @@ def alone(engine) -> dict[str, np.ndarray]:
 
 
 @contextmanager
-def renders_seen(engine: FlashHeadEngine) -> Iterator[list[list[int]]]:
+def renders_seen(engine: LoadedEngine) -> Iterator[list[list[int]]]:
     """The motion length (1: a first chunk, 2: a later one) of every session of every forward pass."""
-    pipeline = engine.pipeline
+    pipeline = engine.engine.pipeline
     render, seen = pipeline.render, []
 
     def watched(states, audio):
@@ -94,13 +96,14 @@ def renders_seen(engine: FlashHeadEngine) -> Iterator[list[list[int]]]:
         del pipeline.render
 
 
-def first_chunks_together(engine: FlashHeadEngine, visitors: dict[str, Callable[[], list]], together: int) -> dict:
+def first_chunks_together(engine: LoadedEngine, visitors: dict[str, Callable[[], list]], together: int) -> dict:
     """Run each visitor in a thread of its own, the GPU thread held until `together` first chunks are waiting."""
     release = threading.Event()
+    scheduler = engine.placement
     with ThreadPoolExecutor(max_workers=len(visitors) + 1) as pool:
-        held = pool.submit(engine.run, release.wait)
+        held = pool.submit(scheduler.call, release.wait)
         futures = {name: pool.submit(visit) for name, visit in visitors.items()}
-        while engine.scheduler.waiting() < together:
+        while scheduler.waiting() < together:
             assert not any(f.done() and f.exception() for f in futures.values()), "a visitor failed early"
             threading.Event().wait(0.001)
         release.set()
@@ -179,9 +182,9 @@ def test_a_first_chunk_shares_a_forward_with_later_chunks_and_each_draws_the_sam
 
 
 def test_sessions_padded_up_to_a_warmed_batch_size_draw_the_same_frames_and_the_pads_are_dropped(engine, alone):
-    padded = FlashHeadEngine(engine.pipeline, "lite", sessions=4)
-    padded.batch_sizes = (1, 2, 4)
-    padded.scheduler.batching = Batching(largest=4, gather=5.0)
+    padded = LITE.loaded(batched(FlashHeadEngine(engine.engine.pipeline, "lite"), sessions=4))
+    padded.engine.batch_sizes = (1, 2, 4)
+    padded.placement.batching = Batching(largest=4, gather=5.0)
     states = {name: padded.open(face(name)) for name in ("long", "short", "stopping")}
 
     def two_chunks(name: str) -> Callable[[], list]:
@@ -196,21 +199,21 @@ def test_sessions_padded_up_to_a_warmed_batch_size_draw_the_same_frames_and_the_
 
 
 def test_warming_up_draws_a_first_and_two_later_chunks_at_every_size_it_is_given(engine):
-    warm = FlashHeadEngine(engine.pipeline, "lite", sessions=2)
+    warm = LITE.loaded(batched(FlashHeadEngine(engine.engine.pipeline, "lite"), sessions=2))
     with renders_seen(warm) as renders:
-        seconds = warm.warm_up((1, 2))
+        seconds = warm.placement.call(warm.engine.warm_up, (1, 2))
     assert renders == [[1], [2], [2], [1, 1], [2, 2], [2, 2]] and set(seconds) == {1, 2}
 
 
 def test_sixteen_sessions_take_turns_in_steps_of_at_most_eight(engine):
-    serving = FlashHeadEngine(engine.pipeline, "lite", sessions=16)
-    assert LARGEST_STEP == 8 and serving.scheduler.batching.largest == 8 and serving.sessions == 16
+    serving = batched(FlashHeadEngine(engine.engine.pipeline, "lite"), sessions=16)
+    assert LARGEST_STEP == 8 and serving.batching.largest == 8
 @pytest.mark.parametrize(("gib", "sessions"), [(141, 16), (80, 16), (48, 8), (24, 2)])
 def test_by_default_a_larger_gpu_serves_more_sessions_at_once(monkeypatch, gib, sessions):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda _: type("GPU", (), {"total_memory": gib * 2**30}))
     assert default_sessions() == sessions
-    monkeypatch.setattr(flashhead_spec.zerogpu, "ACTIVE", True)
+    monkeypatch.setattr(flashhead_settings.zerogpu, "ACTIVE", True)
     assert default_sessions() == 1  # ZeroGPU books a GPU for each run: no batching across visitors
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from avatar.engines.flashhead.engine import FlashHeadEngine, compute_dtype, load_pipeline
+from avatar.engines.flashhead.engine import FlashHeadEngine, batched, compute_dtype, load_pipeline
+from avatar.engines.flashhead.spec import LITE
 from avatar.speech.utterance import Utterance
 from bench.flashhead_speed import bench_face
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
@@ -46,10 +47,10 @@ def frames_in(root, dtype: torch.dtype) -> np.ndarray:
         dtype,
         SIZE,
     )
-    engine = FlashHeadEngine(pipeline, "lite")
-    session = engine.start(bench_face(SIZE, seed=0))
+    engine = LITE.loaded(batched(FlashHeadEngine(pipeline, "lite"), sessions=1))
+    talking = engine.start(bench_face(SIZE, seed=0))
     audio = np.random.default_rng(0).uniform(-0.5, 0.5, 3 * pipeline.layout.new_samples).astype(np.float32)
-    chunks = list(session.push(Utterance(text="hello", audio=audio, sample_rate=16_000)))
+    chunks = list(talking.push(Utterance(text="hello", audio=audio, sample_rate=16_000)))
     return np.concatenate(chunks).astype(np.int16)
 
 

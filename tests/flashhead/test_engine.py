@@ -17,10 +17,12 @@ from avatar.engines.base import EngineUnavailable, FaceCrop, SpeechChunker
 from avatar.engines.devices import choose_device
 from avatar.engines.flashhead.audio_features import frame_windows
 from avatar.engines.flashhead.engine import FlashHeadEngine
-from avatar.engines.flashhead.spec import LITE, FlashHeadSettings
+from avatar.engines.flashhead.settings import FlashHeadSettings
+from avatar.engines.flashhead.spec import LITE
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.weights import load_strict
 from avatar.engines.handles import handle_of
+from avatar.engines.loaded import LoadedEngine
 from avatar.speech.utterance import Utterance
 from bench.flashhead_speed import bench_face
 from tests.flashhead.tiny_checkpoint import write_lite, write_wav2vec2
@@ -30,12 +32,12 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> FlashHeadEngine:
+def engine(tmp_path_factory) -> LoadedEngine:
     root = tmp_path_factory.mktemp("weights")
     write_lite(root / "flashhead")
     write_wav2vec2(root / "wav2vec2")
     settings = FlashHeadSettings(weights=str(root / "flashhead"), wav2vec2_weights=str(root / "wav2vec2"), size=SIZE)
-    return FlashHeadEngine.from_settings(settings, torch.device("cpu"), compile_models=False)
+    return LITE.load("cpu", settings)
 
 
 def a_face() -> FaceCrop:
@@ -60,22 +62,22 @@ class Spy:
 
 
 def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_8s_buffer(engine):
-    session = engine.start(a_face())
-    pipeline = engine.pipeline
+    talking = engine.start(a_face())
+    pipeline = engine.engine.pipeline
     spy = Spy(pipeline.denoiser)
     pipeline.denoiser = spy
     try:
         layout = pipeline.layout
         assert (layout.motion_frames, layout.new_frames) == (9, 24)
         utterance = speech(3 * layout.new_samples)
-        first_motion = session.state.motion.clone()
-        assert torch.equal(first_motion, session.state.reference_latents[:, :, :1])
+        first_motion = talking.state.motion.clone()
+        assert torch.equal(first_motion, talking.state.reference_latents[:, :, :1])
         motions, chunks = [], []
-        for frames in session.push(utterance):
+        for frames in talking.push(utterance):
             chunks.append(frames)
-            buffer = session.state.audio.samples.copy()
+            buffer = talking.state.audio.samples.copy()
             expected = frame_windows(pipeline.audio.encode(buffer[None], frames=200), 167, 200)
-            motions.append((session.state.motion.clone(), expected))
+            motions.append((talking.state.motion.clone(), expected))
     finally:
         pipeline.denoiser = spy.model
 
@@ -85,7 +87,7 @@ def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_
     assert len(spy.calls) == 12
     assert [round(float(t[0])) for _, t, _ in spy.calls[:4]] == [1000, 938, 833, 625]
     # The buffer ends with exactly the audio pushed so far (silence before it for the first chunks).
-    assert np.array_equal(session.state.audio.samples[-utterance.audio.size :], utterance.audio)
+    assert np.array_equal(talking.state.audio.samples[-utterance.audio.size :], utterance.audio)
     # A chunk's frames come out after its motion re-encode was started, so at each yield the state
     # already holds the motion that the next chunk is pinned to.
     for chunk in range(3):
@@ -100,24 +102,24 @@ def test_three_chunks_stream_with_motion_handed_over_and_audio_windows_from_the_
 
 
 def test_a_run_yields_one_frame_per_640_samples_whatever_the_sentence_lengths(engine):
-    session = engine.start(a_face())
+    talking = engine.start(a_face())
     pushed = [10_000, 20_001, 5_000]
-    counts = [sum(len(f) for f in session.push(speech(n, seed=n))) for n in pushed]
+    counts = [sum(len(f) for f in talking.push(speech(n, seed=n))) for n in pushed]
     assert counts == [0, 24, 24]
-    tail = list(session.finish())
+    tail = list(talking.finish())
     assert sum(len(f) for f in tail) == math.ceil(sum(pushed) / 640) - 48
-    assert list(session.finish()) == []
+    assert list(talking.finish()) == []
 
 
 def test_warming_up_renders_a_chunk_and_leaves_sessions_unaffected(engine):
-    crop = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
-    state = engine.pipeline.start(crop, 0)
-    frames = engine.pipeline.render([state], [np.zeros(engine.pipeline.layout.new_samples, np.float32)])
+    pipeline = engine.engine.pipeline
+    state = pipeline.start(pipeline.grey_crop(), 0)
+    frames = pipeline.render([state], [pipeline.layout.silence()])
     assert frames[0].shape == (24, SIZE, SIZE, 3) and frames[0].dtype == np.uint8
     assert state.motion.shape[2] == 2
-    engine.warm_up((1,))
-    session = engine.start(a_face())
-    assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
+    engine.placement.call(engine.engine.warm_up, (1,))
+    talking = engine.start(a_face())
+    assert sum(len(f) for f in talking.push(speech(24 * 640))) == 24
 
 
 def test_a_run_drawn_in_a_forked_gpu_worker_as_on_zerogpu_matches_one_drawn_here(engine):
@@ -130,9 +132,9 @@ def test_a_run_drawn_in_a_forked_gpu_worker_as_on_zerogpu_matches_one_drawn_here
 
 
 def test_an_exact_number_of_chunks_leaves_nothing_for_finish(engine):
-    session = engine.start(a_face())
-    assert sum(len(f) for f in session.push(speech(24 * 640))) == 24
-    assert list(session.finish()) == []
+    talking = engine.start(a_face())
+    assert sum(len(f) for f in talking.push(speech(24 * 640))) == 24
+    assert list(talking.finish()) == []
 
 
 def test_a_hub_id_without_network_or_cache_is_refused_with_a_clear_message(tmp_path, monkeypatch):
@@ -182,7 +184,7 @@ def test_a_checkpoint_with_a_missing_or_extra_tensor_is_refused(tmp_path):
 
 
 def test_sessions_on_many_threads_render_one_at_a_time_on_the_engine_thread(engine):
-    pipeline = engine.pipeline
+    pipeline = engine.engine.pipeline
     render = pipeline.render
     seen, busy, overlaps = set(), [0], []
     guard = threading.Lock()
@@ -199,8 +201,8 @@ def test_sessions_on_many_threads_render_one_at_a_time_on_the_engine_thread(engi
                 busy[0] -= 1
 
     def speak(seed: int) -> int:
-        session = engine.start(a_face())
-        return sum(len(f) for f in session.push(speech(2 * 24 * 640, seed=seed)))
+        talking = engine.start(a_face())
+        return sum(len(f) for f in talking.push(speech(2 * 24 * 640, seed=seed)))
 
     pipeline.render = watched
     try:
@@ -214,7 +216,7 @@ def test_sessions_on_many_threads_render_one_at_a_time_on_the_engine_thread(engi
 
 
 def test_sessions_drawn_together_share_each_forward_and_match_sessions_drawn_alone(engine):
-    pipeline = engine.pipeline
+    pipeline = engine.engine.pipeline
     chunkers = [SpeechChunker(engine.chunk_frames) for _ in range(2)]
     short, long = speech(24 * 640 + 100, seed=1), speech(2 * 24 * 640 + 700, seed=2)
     pairs = zip(chunkers, (short, long), strict=True)
@@ -227,7 +229,7 @@ def test_sessions_drawn_together_share_each_forward_and_match_sessions_drawn_alo
         together = [[], []]
         for step in range(3):
             active = [i for i in range(2) if step < len(chunks[i])]
-            for frames in engine.draw([states[i] for i in active], [chunks[i][step] for i in active]):
+            for frames in engine.engine.draw([states[i] for i in active], [chunks[i][step] for i in active]):
                 for i, out in zip(active, frames, strict=True):
                     together[i].append(out)
     finally:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from avatar.engines.flashhead.fp8 import Fp8Linear, fp8_supported
-from avatar.engines.flashhead.spec import FlashHeadSettings
+from avatar.engines.flashhead.settings import FlashHeadSettings
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from tests.flashhead.tiny_checkpoint import TINY_LITE, randomise
 

@@ -16,16 +16,15 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.request_router import PendingRequest, ReplicaID
 
 from avatar.config import Settings
-from avatar.engines import registry as registry_module
-from avatar.engines.base import Engine, EngineInfo
 from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.engines.flashhead.spec import LITE
+from avatar.engines.loaded import LoadedEngine
 from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.serving import join_cluster
 from avatar.serving.cluster import ClusterUnreachable, check_reachable
 from avatar.serving.replica import SessionLost
-from avatar.serving.router import APP_PROCESS, SessionRouter, least_loaded_first, replica_of, session_key
+from avatar.serving.router import APP_PROCESS, ReplicaRouter, least_loaded_first, replica_of, session_key
 from avatar.serving.served_engine import NO_REPLICA, REPLICA_STOPPED, as_raised_here
 
 DEPLOYMENT = DeploymentID(name="default", app_name="avatar-default")
@@ -51,14 +50,14 @@ def request(method: str, session: str = "") -> PendingRequest:
     return PendingRequest([], {}, metadata, future=LOOP.create_future())
 
 
-def ranks(router: SessionRouter, replicas: list[FakeReplica], method: str, session: str = "") -> list[list[str]]:
+def ranks(router: ReplicaRouter, replicas: list[FakeReplica], method: str, session: str = "") -> list[list[str]]:
     chosen = LOOP.run_until_complete(router.choose_replicas(replicas, request(method, session)))
     return [[replica.name for replica in rank] for rank in chosen]
 
 
 @pytest.fixture
-def router() -> SessionRouter:
-    return SessionRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN)
+def router() -> ReplicaRouter:
+    return ReplicaRouter(deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN)
 
 
 def test_a_session_key_names_the_replica_that_holds_it():
@@ -135,33 +134,33 @@ class FakeCluster:
     def replicas(self, spec) -> int:
         return 2
 
-    def serve(self, spec, progress=None) -> Engine:
+    def serve(self, spec, progress=None) -> LoadedEngine:
         self.served.append(spec.key)
-        return ServedStub(spec.key, spec.label)
+        return spec.loaded(ServedStub())
 
 
-class ServedStub(Engine):
-    device = torch.device("cpu")
+class ServedStub:
+    """A placement on replicas that draws nothing."""
 
-    def __init__(self, key: str, label: str) -> None:
-        self.key, self.label = key, label
+    engine = None
+    chunk_frames = None
+    where = "Ray Serve, 2 replicas on CUDA"
 
-    @property
-    def info(self) -> EngineInfo:
-        return EngineInfo(self.key, self.label, "Ray Serve, 2 replicas on CUDA")
+    def prepare(self, face) -> None:
+        return
 
     def open(self, face) -> object:
         return np.zeros(0)
 
+    def step(self, state, chunk):
+        yield from ()
 
-def test_with_ray_serving_the_registry_offers_the_clusters_gpus_counts_every_replica_and_builds_nothing_here(
-    monkeypatch,
-):
+
+def test_with_ray_serving_the_registry_offers_the_clusters_gpus_counts_every_replica_and_builds_nothing_here():
     cluster = FakeCluster()
-    monkeypatch.setattr(registry_module, "join_cluster", lambda settings: cluster)
-    registry = EngineRegistry(Settings(serve="ray"), specs=[ANIMATOR, LITE])
+    registry = EngineRegistry(Settings(serve="ray"), specs=[ANIMATOR, LITE], cluster=cluster)
     assert [option.key for option in registry.options()] == ["default", "flashhead-lite"]
     assert registry.sessions("default") == 2 * ANIMATOR.read_settings().sessions
     engine = registry.get("flashhead-lite")
-    assert cluster.served == ["flashhead-lite"] and isinstance(engine, ServedStub)
+    assert cluster.served == ["flashhead-lite"] and isinstance(engine.placement, ServedStub)
     assert registry.get("flashhead-lite") is engine

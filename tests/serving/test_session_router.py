@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from ray.serve._private.common import DeploymentHandleSource, DeploymentID, RequestMetadata
 from ray.serve.request_router import PendingRequest, ReplicaID
 
-from avatar.serving.router import SessionRouter
+from avatar.serving.router import ReplicaRouter
 
 DEPLOYMENT = DeploymentID(name="default", app_name="avatar-default")
 
@@ -39,21 +39,21 @@ def request(method: str) -> PendingRequest:
     return PendingRequest([], {}, metadata)
 
 
-def new_router() -> SessionRouter:
+def new_router() -> ReplicaRouter:
     # As Serve's Router builds it when replicas may refuse calls (the default outside Ray Client).
-    return SessionRouter(
+    return ReplicaRouter(
         deployment_id=DEPLOYMENT, handle_source=DeploymentHandleSource.UNKNOWN, use_replica_queue_len_cache=True
     )
 
 
-async def first_choice(router: SessionRouter, replicas: list[StandInReplica], pending: PendingRequest) -> str:
+async def first_choice(router: ReplicaRouter, replicas: list[StandInReplica], pending: PendingRequest) -> str:
     """The replica Serve tries first for `pending` (alone in the first rank for an open)."""
     ranks = await router.choose_replicas(replicas, pending)
     assert len(ranks[0]) == 1, ranks
     return ranks[0][0].name
 
 
-def loads(router: SessionRouter, replicas: list[StandInReplica]) -> dict[str, int]:
+def loads(router: ReplicaRouter, replicas: list[StandInReplica]) -> dict[str, int]:
     return {replica.name: router.load(replica) for replica in replicas}
 
 

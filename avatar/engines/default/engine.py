@@ -38,9 +38,6 @@ def _unpack(frames: torch.Tensor) -> np.ndarray:
 class DefaultEngine(Engine):
     """Warps the rest photo along the face mesh, frame by frame, from the speech."""
 
-    key = "default"
-    label = "Embedded photo animator"
-
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self._prepared: OrderedDict[str, Future[FaceRenderer]] = OrderedDict()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from avatar.config import env_int
+from avatar.engines.placement import Unbatched
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
 
 
@@ -21,15 +22,17 @@ class AnimatorSettings(EngineSettings):
         return cls(sessions=env_int("AVATAR_RUNS_AT_ONCE", cls.sessions))
 
 
-def _build(settings: AnimatorSettings, device: torch.device, progress: Progress | None):
+def _build(settings: AnimatorSettings, device: torch.device, progress: Progress | None) -> Unbatched:
+    """The animator draws each run's steps in the run's own thread: runs on the CPU's cores side by side."""
     from avatar.engines.default.engine import DefaultEngine
 
-    return DefaultEngine(device)
+    return Unbatched(DefaultEngine(device))
 
 
 SPEC = EngineSpec(
     key="default",
-    label="Embedded photo animator (any machine)",
+    title="Embedded photo animator",
+    note="any machine",
     name="the embedded photo animator",
     needs_cuda=False,
     read_settings=AnimatorSettings.from_env,

@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-import numpy as np
 import torch
 
 from avatar import zerogpu
@@ -56,11 +55,9 @@ class AheadOfTimeError(RuntimeError):
 def captured_arguments(pipeline: FlashHeadPipeline, aoti: ModuleType) -> Captured:
     """What the sampler hands the transformer in a chunk of one session (a grey face, silence): the shapes and
     dtypes of every later call. The chunk stops there; the session drawn for it is thrown away."""
-    grey = np.full((pipeline.size, pipeline.size, 3), 128, dtype=np.uint8)
-    silence = np.zeros(pipeline.layout.new_samples, dtype=np.float32)
-    state = pipeline.start(grey, seed=0)
+    state = pipeline.start(pipeline.grey_crop(), seed=0)
     with aoti.aoti_capture(pipeline, "denoiser") as call:
-        pipeline.render([state], [silence])
+        pipeline.render([state], [pipeline.layout.silence()])
     return call.args
 
 
@@ -94,7 +91,9 @@ def check_transformer(pipeline: FlashHeadPipeline, captured: Captured) -> float:
 
 
 @zerogpu.gpu_task(duration=zerogpu.startup_booking)
-def compile_on_gpu(engine: EngineHandle, aoti: ModuleType | None = None) -> tuple[CompiledTransformer, Captured]:
+def compile_on_gpu(
+    engine: EngineHandle[FlashHeadEngine], aoti: ModuleType | None = None
+) -> tuple[CompiledTransformer, Captured]:
     """`compile_transformer` in one GPU call (on ZeroGPU, in a worker; the result travels back by pickle).
 
     `aoti` is `spaces` unless given: its AoTI functions import only with a CUDA build of torch, so the tests hand
@@ -104,26 +103,29 @@ def compile_on_gpu(engine: EngineHandle, aoti: ModuleType | None = None) -> tupl
 
 
 @zerogpu.gpu_task(duration=zerogpu.startup_booking)
-def check_on_gpu(engine: EngineHandle, captured: Captured) -> float:
+def check_on_gpu(engine: EngineHandle[FlashHeadEngine], captured: Captured) -> float:
     """`check_transformer` in one GPU call: on ZeroGPU in a worker of its own, forked after the compiled package
     replaced the transformer's forward, as every run's worker is."""
     return check_transformer(engine.engine.pipeline, captured)
 
 
-def compile_ahead(engine: FlashHeadEngine, progress: Progress | None = None, aoti: ModuleType | None = None) -> bool:
+def compile_ahead(
+    engine: FlashHeadEngine, title: str, progress: Progress | None = None, aoti: ModuleType | None = None
+) -> bool:
     """Compile the engine's transformer ahead of time in one GPU call, check it in another and run it compiled
     from then on. Call it before any run's worker forks: a worker runs what the app held when it forked.
 
     Whatever fails (export, compile, loading the package, the check, ZeroGPU's booking or its time) leaves the
-    transformer as it was; one log line says so in plain words, and False is returned.
+    transformer as it was; one log line, naming the engine by its `title`, says so in plain words, and False
+    is returned.
     """
     if progress is not None:
-        progress(0.0, f"Compiling {engine.label} ahead of time on the GPU (a few minutes, once)")
+        progress(0.0, f"Compiling {title} ahead of time on the GPU (a few minutes, once)")
     started = time.perf_counter()
     try:
         compiled, captured = compile_on_gpu(handle_of(engine), aoti)
     except Exception as error:  # any failure: the engine still works uncompiled
-        return _uncompiled(engine, "compiling its transformer ahead of time failed", error)
+        return _uncompiled(title, "compiling its transformer ahead of time failed", error)
     transformer = engine.pipeline.transformer
     # `aoti_apply` swaps the transformer's weights for empty ones; the originals are kept until the check passes.
     weights = transformer.state_dict(keep_vars=True)
@@ -133,10 +135,10 @@ def compile_ahead(engine: FlashHeadEngine, progress: Progress | None = None, aot
     except Exception as failure:
         _put_back(transformer, weights)
         what = "loading and checking its transformer compiled ahead of time on the GPU failed"
-        return _uncompiled(engine, what, failure)
+        return _uncompiled(title, what, failure)
     log.info(
         "%s: transformer compiled ahead of time in %.0f s (off by %.2g%% against uncompiled).",
-        engine.label,
+        title,
         time.perf_counter() - started,
         100 * error,
     )
@@ -151,6 +153,6 @@ def _put_back(transformer: torch.nn.Module, weights: dict[str, torch.Tensor]) ->
         setattr(transformer.get_submodule(owner), attribute, tensor)
 
 
-def _uncompiled(engine: FlashHeadEngine, what: str, error: Exception) -> bool:
-    log.warning("%s will run uncompiled, and slower: %s (%s).", engine.label, what, zerogpu.failure(error))
+def _uncompiled(title: str, what: str, error: Exception) -> bool:
+    log.warning("%s will run uncompiled, and slower: %s (%s).", title, what, zerogpu.failure(error))
     return False

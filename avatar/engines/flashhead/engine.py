@@ -1,18 +1,17 @@
 """FlashHead as an app engine: loads once, then draws 25 fps frames of faces speaking, a chunk at a time.
 
-Lite draws 24 new frames a chunk, Pro 28. Sessions running at once share each forward pass: the engine's
-`BatchScheduler` batches their chunks on the engine's one GPU thread, which makes every pipeline call.
-A first chunk and later ones share a forward too. Compiled, each batch size is its own CUDA graph, so every
-size a step may have is warmed at load (one compile serves them all), or, padded, a few sizes are and
-every forward runs at one of them.
+Lite draws 24 new frames a chunk, Pro 28. Faces talking at once share each forward pass: the engine is
+placed behind a `BatchScheduler` (`load_batched`), which batches their chunks on one GPU thread and makes
+every call of the engine there. A first chunk and later ones share a forward too. Compiled, each batch
+size is its own CUDA graph, so every size a step may have is warmed at load (one compile serves them
+all), or, padded, a few sizes are and every forward runs at one of them.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,20 +19,13 @@ import torch
 from avatar.engines.base import Engine, EngineUnavailable, FaceCrop, SpeechChunk
 from avatar.engines.flashhead.audio_features import AudioFeatures
 from avatar.engines.flashhead.fp8 import fp8_supported
-from avatar.engines.flashhead.pipeline import FlashHeadPipeline, SessionState
-from avatar.engines.flashhead.spec import FlashHeadSettings
+from avatar.engines.flashhead.pipeline import FlashHeadPipeline, FlashHeadState
+from avatar.engines.flashhead.settings import FlashHeadSettings
 from avatar.engines.flashhead.transformer import WanModelAudioProject
 from avatar.engines.flashhead.vae import LtxCodec, WanCodec
-from avatar.engines.flashhead.weights import (
-    Progress,
-    load_strict,
-    resolve_flashhead,
-    resolve_wav2vec2,
-    variant_files,
-)
+from avatar.engines.flashhead.weights import load_strict, resolve_flashhead, resolve_wav2vec2, variant_files
 from avatar.engines.scheduler import Batching, BatchScheduler
-
-T = TypeVar("T")
+from avatar.engines.spec import Progress
 
 # Most sessions in one forward pass. Beyond 8 a step gains little (421 -> 434 useful frames/s at 16 on an
 # H100, bench/RESULTS.md) but takes twice as long (456 -> 885 ms), and a visitor who arrives waits for the
@@ -81,41 +73,26 @@ GPU_SECONDS_PER_SPEECH_SECOND = {"lite": 1.0, "pro": 4.0}
 class FlashHeadEngine(Engine):
     """SoulX-FlashHead (Lite or Pro) behind the app's engine interface.
 
-    `sessions` is how many sessions it serves at once (the waiting line's running slots); a step draws
-    at most `largest_step` of them in one forward pass.
+    Call it from one thread (its `BatchScheduler`'s): compiled, its CUDA graphs belong to the thread that
+    recorded them.
     """
 
-    def __init__(
-        self,
-        pipeline: FlashHeadPipeline,
-        variant: str,
-        seed: int = 0,
-        sessions: int = 1,
-        largest_step: int = LARGEST_STEP,
-    ) -> None:
+    def __init__(self, pipeline: FlashHeadPipeline, variant: str, seed: int = 0) -> None:
         self.pipeline = pipeline
         self.seed = seed
-        self.key = f"flashhead-{variant}"
-        self.label = f"FlashHead {variant.capitalize()}"
         self.device = pipeline.device
         self.chunk_frames = pipeline.layout.new_frames
         self.gpu_seconds_per_speech_second = GPU_SECONDS_PER_SPEECH_SECOND[variant]
-        self.sessions = sessions
         # The batch sizes forwards run at, once compiled (each a graph of its own); None: any size.
         self.batch_sizes: tuple[int, ...] | None = None
         self.cuda_graphs = False
-        self.scheduler = BatchScheduler(self, "flashhead-gpu", Batching(largest=min(sessions, largest_step)))
-        self._pads: list[SessionState] = []
+        self._pads: list[FlashHeadState] = []
 
     @classmethod
     def from_settings(
-        cls,
-        settings: FlashHeadSettings,
-        device: torch.device,
-        progress: Progress | None = None,
-        compile_models: bool | None = None,
+        cls, settings: FlashHeadSettings, device: torch.device, progress: Progress | None = None
     ) -> FlashHeadEngine:
-        """Resolve the weights (local folder or hub id), load them onto `device`, and optimise for it.
+        """Resolve the weights (local folder or hub id) and load them onto `device`, not yet optimised.
 
         Raises EngineUnavailable when the weights are missing and cannot be downloaded, or cannot be read.
         """
@@ -125,96 +102,113 @@ class FlashHeadEngine(Engine):
         if progress is not None:
             progress(1.0, "Loading FlashHead")
         pipeline = load_pipeline(model_dir, vae_path, wav2vec2_dir, device, compute_dtype(device), settings.size)
-        compiled = device.type == "cuda" if compile_models is None else compile_models
-        engine = cls(pipeline, settings.variant, sessions=settings.sessions)
-        largest = engine.scheduler.batching.largest
-        padded = settings.batching == "padded"
-        sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes})) if padded else None
-        fp8 = compiled and settings.wants_fp8(fp8_supported(device))
-        engine.optimise(compiled, sizes=sizes, progress=progress, fp8=fp8)
-        return engine
+        return cls(pipeline, settings.variant)
 
     def optimise(
-        self,
-        compiled: bool,
-        sizes: tuple[int, ...] | None = None,
-        progress: Progress | None = None,
-        fp8: bool = False,
-    ) -> dict[int, float]:
-        """Fuse, compile (with CUDA graphs on a GPU) and warm up every batch size a step may have, so that
-        compilation happens at load; the seconds each size took.
+        self, compiled: bool, largest: int, sizes: tuple[int, ...] | None = None, fp8: bool = False
+    ) -> tuple[int, ...]:
+        """Fuse and compile (with CUDA graphs on a GPU) for steps of up to `largest` faces; the batch sizes to warm
+        up (`warm_up`, on the thread that will draw), so that compilation happens at load.
 
-        Without `sizes`, one compile serves every batch size from 2 up and each size from 1 to the largest
-        step is warmed (a step takes every waiting session, up to the largest). With `sizes` (1 among them),
-        each is compiled on its own and a step is padded up to the next of them. Uncompiled, a forward may
-        have any size and nothing is warmed. `fp8` runs the transformer's block products in float8 (fp8.py).
+        Without `sizes`, one compile serves every batch size from 2 up and each size from 1 to `largest` is to be
+        warmed (a step takes every waiting face, up to the largest). With `sizes` (1 among them), each is compiled
+        on its own and a step is padded up to the next of them. Uncompiled, a forward may have any size and
+        nothing is to be warmed. `fp8` runs the transformer's block products in float8 (fp8.py).
         """
         self.cuda_graphs = compiled and self.pipeline.device.type == "cuda"
         self.pipeline.optimise(compiled, cuda_graphs=self.cuda_graphs, any_batch=sizes is None, fp8=fp8)
         if not compiled:
-            return {}
-        largest = self.scheduler.batching.largest
+            return ()
         if sizes is None:
             # 1 and the largest compile (in that order); the sizes between only record their CUDA graphs.
-            return self.warm_up((1, largest, *range(2, largest)) if largest > 1 else (1,), progress)
+            return (1, largest, *range(2, largest)) if largest > 1 else (1,)
         self.batch_sizes = sizes
-        return self.warm_up(sizes, progress)
-
-    def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Call `fn(*args)` on the engine's GPU thread and wait for its result (errors are re-raised here)."""
-        return self.scheduler.call(fn, *args)
+        return sizes
 
     def warm_up(self, sizes: tuple[int, ...], progress: Progress | None = None) -> dict[int, float]:
         """Draw three silent chunks (a first one, then later ones) at each of `sizes`, so that compiling and
         recording CUDA graphs happen now rather than in a visitor's run; the seconds each size took."""
         seconds = {}
-        grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
         for done, size in enumerate(sizes):
             if progress is not None:
                 progress(done / len(sizes), f"Compiling FlashHead for {size} session(s) at once")
             start = time.perf_counter()
-            states = [self.run(self.pipeline.start, grey, self.seed) for _ in range(size)]
-            silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * size
+            states = [self.pipeline.start(self.pipeline.grey_crop(), self.seed) for _ in range(size)]
+            silence = [self.pipeline.layout.silence()] * size
             for _ in range(3):
-                self.run(self._render, states, silence)
+                self._render(states, silence)
             seconds[size] = time.perf_counter() - start
         return seconds
 
-    def open(self, face: FaceCrop) -> SessionState:
-        """Encode the face once, on the GPU thread."""
-        return self.run(self.pipeline.start, face.pixels, self.seed)
+    def open(self, face: FaceCrop) -> FlashHeadState:
+        """Encode the face once."""
+        return self.pipeline.start(face.pixels, self.seed)
 
     def check(self, state: object, chunk: SpeechChunk) -> None:
-        if not isinstance(state, SessionState):
-            raise TypeError(f"{self.label} cannot draw a session it did not open ({type(state).__name__})")
+        if not isinstance(state, FlashHeadState):
+            raise TypeError(f"FlashHead cannot draw a face it did not open ({type(state).__name__})")
         if len(chunk.audio) != self.pipeline.layout.new_samples:
-            raise ValueError(
-                f"{self.label} draws {self.pipeline.layout.new_samples} samples a step, not {len(chunk.audio)}"
-            )
+            samples = self.pipeline.layout.new_samples
+            raise ValueError(f"FlashHead draws {samples} samples a step, not {len(chunk.audio)}")
 
-    def draw(self, states: list[SessionState], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
-        """One chunk for every session, all in one forward pass; each session's frames trimmed to
-        what it owes."""
-        frames = self.run(self._render, states, [chunk.audio for chunk in chunks])
+    def draw(self, states: list[FlashHeadState], chunks: list[SpeechChunk]) -> Iterator[list[np.ndarray]]:
+        """One chunk for every face, all in one forward pass; each face's frames trimmed to what it owes."""
+        frames = self._render(states, [chunk.audio for chunk in chunks])
         yield [out[: chunk.frames] for out, chunk in zip(frames, chunks, strict=True)]
 
-    def _render(self, states: list[SessionState], audio: list[np.ndarray]) -> list[np.ndarray]:
+    def _render(self, states: list[FlashHeadState], audio: list[np.ndarray]) -> list[np.ndarray]:
         """`pipeline.render` in one forward, padded up to the next warmed batch size where there are some.
 
-        The pads are grey faces of the engine's own, given silence, so the sessions' states and random draws
+        The pads are grey faces of the engine's own, given silence, so the faces' states and random draws
         are the same as without them; their frames are dropped. A batch larger than every warmed size runs as
         it is.
         """
         size = min((s for s in self.batch_sizes or () if s >= len(states)), default=len(states))
         pads = self._pad_states(size - len(states))
-        silence = [np.zeros(self.pipeline.layout.new_samples, dtype=np.float32)] * len(pads)
+        silence = [self.pipeline.layout.silence()] * len(pads)
         if self.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # nothing from the last step is read again
         return self.pipeline.render(states + pads, audio + silence)[: len(states)]
 
-    def _pad_states(self, count: int) -> list[SessionState]:
-        """`count` throwaway sessions of a grey face, made on first need (on the GPU thread) and reused."""
-        grey = np.full((self.pipeline.size, self.pipeline.size, 3), 128, dtype=np.uint8)
+    def _pad_states(self, count: int) -> list[FlashHeadState]:
+        """`count` throwaway faces, grey, made on first need and reused."""
         while len(self._pads) < count:
-            self._pads.append(self.pipeline.start(grey, PAD_SEED + len(self._pads)))
+            self._pads.append(self.pipeline.start(self.pipeline.grey_crop(), PAD_SEED + len(self._pads)))
         return self._pads[:count]
+
+
+def batched(
+    engine: FlashHeadEngine, sessions: int, largest_step: int = LARGEST_STEP
+) -> BatchScheduler[FlashHeadEngine]:
+    """The engine behind its batching scheduler: `sessions` faces at once, at most `largest_step` in one forward."""
+    return BatchScheduler(engine, "flashhead-gpu", Batching(largest=min(sessions, largest_step)))
+
+
+def optimise_behind(
+    scheduler: BatchScheduler[FlashHeadEngine],
+    compiled: bool,
+    sizes: tuple[int, ...] | None = None,
+    fp8: bool = False,
+    progress: Progress | None = None,
+) -> dict[int, float]:
+    """Optimise the scheduler's engine for its steps (`FlashHeadEngine.optimise`; `sizes` pads steps up to those
+    sizes) and warm every batch size a step may have up on the scheduler's device thread; the seconds each took."""
+    warm = scheduler.engine.optimise(compiled, scheduler.batching.largest, sizes, fp8)
+    return scheduler.call(scheduler.engine.warm_up, warm, progress) if warm else {}
+
+
+def load_batched(
+    settings: FlashHeadSettings,
+    device: torch.device,
+    progress: Progress | None = None,
+    compile_models: bool | None = None,
+) -> BatchScheduler[FlashHeadEngine]:
+    """FlashHead as `settings` ask, on `device`, behind its batching scheduler; compiled on a GPU unless told."""
+    scheduler = batched(FlashHeadEngine.from_settings(settings, device, progress), settings.sessions)
+    compiled = device.type == "cuda" if compile_models is None else compile_models
+    largest = scheduler.batching.largest
+    padded = settings.batching == "padded"
+    sizes = tuple(sorted({min(size, largest) for size in settings.warm_sizes})) if padded else None
+    fp8 = compiled and settings.wants_fp8(fp8_supported(device))
+    optimise_behind(scheduler, compiled, sizes, fp8, progress)
+    return scheduler

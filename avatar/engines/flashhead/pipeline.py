@@ -52,6 +52,10 @@ class ChunkLayout:
     def new_samples(self) -> int:
         return self.new_frames * SAMPLES_PER_FRAME
 
+    def silence(self) -> np.ndarray:
+        """A chunk's worth of 16 kHz silence."""
+        return np.zeros(self.new_samples, dtype=np.float32)
+
 
 class HostFrames:
     """uint8 frames -> host arrays through reused pinned staging buffers, copied on a side stream on CUDA.
@@ -137,8 +141,8 @@ def _posterior_noise(sources: list[Noise]) -> PosteriorNoise:
 
 
 @dataclass
-class SessionState:
-    """What one face carries from chunk to chunk."""
+class FlashHeadState:
+    """One face's drawing state: what it carries from chunk to chunk."""
 
     reference_latents: torch.Tensor
     colour_stats: tuple[torch.Tensor, torch.Tensor]
@@ -194,6 +198,10 @@ class FlashHeadPipeline:
             self.codec.compile(any_batch)
             self.colour_match = compiled(match_colours, any_batch)
 
+    def grey_crop(self) -> np.ndarray:
+        """A plain grey face: for warm-ups, batch padding and captured shapes, where the picture does not matter."""
+        return np.full((self.size, self.size, 3), 128, dtype=np.uint8)
+
     def reference_pixels(self, crop: np.ndarray) -> torch.Tensor:
         """An RGB uint8 crop -> (1, 3, 1, size, size) in [-1, 1] on the device."""
         image = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1)[None].float()
@@ -202,7 +210,7 @@ class FlashHeadPipeline:
         return (image / 127.5 - 1).clamp(-1, 1)[:, :, None]
 
     @torch.no_grad()
-    def start(self, crop: np.ndarray, seed: int, noise: Noise | None = None) -> SessionState:
+    def start(self, crop: np.ndarray, seed: int, noise: Noise | None = None) -> FlashHeadState:
         """Encode the face once (repeated to a whole chunk, as the model was trained) and seed the motion.
 
         Every random draw of the session comes from `noise`; by default from a generator seeded with `seed`.
@@ -211,7 +219,7 @@ class FlashHeadPipeline:
         pixels = self.reference_pixels(crop)
         video = pixels.expand(-1, -1, self.layout.frames, -1, -1).to(self.dtype)
         latents = self.codec.encode(video, _posterior_noise([noise])).to(self.dtype)
-        return SessionState(
+        return FlashHeadState(
             reference_latents=latents,
             colour_stats=reference_stats(pixels),
             motion=latents[:, :, :1].clone(),
@@ -219,7 +227,7 @@ class FlashHeadPipeline:
         )
 
     @torch.no_grad()
-    def audio_context(self, states: list[SessionState]) -> torch.Tensor:
+    def audio_context(self, states: list[FlashHeadState]) -> torch.Tensor:
         """Features over each session's whole 8 s buffer; the windows of its last 33 frames."""
         waveforms = np.stack([state.audio.samples for state in states])
         total = states[0].audio.frames
@@ -227,7 +235,7 @@ class FlashHeadPipeline:
         return frame_windows(features, total - self.layout.frames, total).to(self.dtype)
 
     @torch.no_grad()
-    def denoise(self, states: list[SessionState], context: torch.Tensor) -> torch.Tensor:
+    def denoise(self, states: list[FlashHeadState], context: torch.Tensor) -> torch.Tensor:
         """4 sampler steps for the sessions, first and later chunks alike; returns (B, C, F, h, w) latents."""
         reference = torch.cat([state.reference_latents for state in states])
         shape = reference.shape[1:]
@@ -240,7 +248,7 @@ class FlashHeadPipeline:
         return sample(self.denoiser, initial, motion, pinned, reference, context, renoise)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor, states: list[SessionState]) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, states: list[FlashHeadState]) -> torch.Tensor:
         """Latents -> colour-matched video (B, 3, 33, H, W) in [-1, 1]: the colour match clamps, the decode does not."""
         video = self.codec.decode(latents)
         mean = torch.cat([state.colour_stats[0] for state in states])
@@ -260,7 +268,7 @@ class FlashHeadPipeline:
         return self.host.start(self.new_frame_bytes(video))()
 
     @torch.no_grad()
-    def carry_motion(self, video: torch.Tensor, states: list[SessionState]) -> None:
+    def carry_motion(self, video: torch.Tensor, states: list[FlashHeadState]) -> None:
         """Re-encode each session's last motion-context frames: the next chunk starts from them."""
         tail = video[:, :, -self.layout.motion_frames :].to(self.dtype)
         motion = self.codec.encode(tail, _posterior_noise([state.noise for state in states]))
@@ -268,7 +276,7 @@ class FlashHeadPipeline:
             state.motion = latents
 
     @torch.no_grad()
-    def render(self, states: list[SessionState], chunks: list[np.ndarray]) -> list[np.ndarray]:
+    def render(self, states: list[FlashHeadState], chunks: list[np.ndarray]) -> list[np.ndarray]:
         """One chunk for each session (its `new_samples` of 16 kHz audio), in one forward; the new frames of each.
 
         First chunks (one motion latent) and later ones (two) share the forward. The host copy of the frames

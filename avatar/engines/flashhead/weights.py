@@ -8,7 +8,6 @@ EngineUnavailable with a message saying what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -26,11 +25,9 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from avatar.engines.base import EngineUnavailable
+from avatar.engines.spec import Progress
 
 ModuleT = TypeVar("ModuleT", bound=ModelMixin)
-
-# progress(fraction in [0, 1], what is being fetched)
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import torch
 
 from avatar.config import env_int
 from avatar.engines.base import Engine, FaceCrop, SpeechChunk
+from avatar.engines.placement import Unbatched
 from avatar.engines.spec import EngineSettings, EngineSpec, Progress
 
 
@@ -28,9 +29,6 @@ class StillPhotoSettings(EngineSettings):
 class StillPhotoEngine(Engine):
     """Every frame is the crop itself."""
 
-    key = "still-photo"
-    label = "Still photo"
-
     def __init__(self, device: torch.device) -> None:
         self.device = device
 
@@ -41,13 +39,14 @@ class StillPhotoEngine(Engine):
         yield np.repeat(state[None], chunk.frames, axis=0)
 
 
-def _build(settings: StillPhotoSettings, device: torch.device, progress: Progress | None) -> StillPhotoEngine:
-    return StillPhotoEngine(device)
+def _build(settings: StillPhotoSettings, device: torch.device, progress: Progress | None) -> Unbatched:
+    return Unbatched(StillPhotoEngine(device))
 
 
 SPEC = EngineSpec(
     key="still-photo",
-    label="Still photo (test engine)",
+    title="Still photo",
+    note="test engine",
     name="the still photo",
     needs_cuda=False,
     read_settings=StillPhotoSettings.from_env,
