@@ -50,13 +50,13 @@ class TalkingFace:
                 yield frames
 
 
+@dataclass(frozen=True, eq=False)
 class LoadedEngine:
     """An engine ready for runs, under its spec's key and label (`EngineSpec.loaded`)."""
 
-    def __init__(self, key: str, label: str, placement: Placement) -> None:
-        self.key = key
-        self.label = label
-        self.placement = placement
+    key: str
+    label: str
+    placement: Placement
 
     @property
     def engine(self) -> Engine | None:

@@ -309,23 +309,39 @@ def paint_mouth(frames: torch.Tensor, moved: torch.Tensor, colours: MouthColours
     if box is None:
         return frames
     rows, columns = box
-    xs = torch.arange(columns.start, columns.stop, dtype=torch.float32, device=frames.device) + 0.5
-    ys = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=frames.device)[None, :, None] + 0.5
     window = frames[:, :, rows, columns]
-    soft = colours.softness[:, None, None]
-    lines = LipLines.at(*chains, xs)
+    canvas = Canvas.over(rows, columns, colours, chains, frames.device)
     if float(closing.max()) > 0.0:
         # Past the outer corners too: the dark wedges a smile leaves there must go as well.
         reach = CORNER_REACH * rest.width[:, None]
         ends = moved[:, list(mesh.MOUTH_CORNERS), 0] + torch.cat([-reach, reach], 1)
-        _redraw_lips(window, chains[0], lines, rest, xs, ys, soft, closing, ends, REDRAWN_FLOOR * colours.lips)
+        _redraw_lips(window, chains[0], canvas, rest, closing, ends, REDRAWN_FLOOR * colours.lips)
     if float(strength.max()) > 0.0:
         centre_x = moved[:, list(mesh.MOUTH_CORNERS), 0].mean(dim=1)[:, None, None]
-        opening = Opening.between(lines, xs, ys, centre_x, rest.width[:, None, None])
-        colour = _photo_teeth_over(_interior_colour(opening, colours, soft), opening, rest, xs, soft)
-        alpha = (_coverage(opening, chains[0], xs, soft) * strength[:, None, None])[:, None]
+        opening = Opening.within(canvas, centre_x, rest.width[:, None, None])
+        colour = _photo_teeth_over(_interior_colour(opening, colours, canvas.soft), opening, rest, canvas)
+        alpha = (_coverage(opening, chains[0], canvas) * strength[:, None, None])[:, None]
         window += (colour - window) * alpha
     return frames
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The painted window, in the frames' pixels: its columns' centres `xs` (w,), its rows' centres `ys`
+    (1, h, 1), the crop's softness per frame `soft` (b, 1, 1) and the moved lip lines at its columns."""
+
+    xs: torch.Tensor
+    ys: torch.Tensor
+    soft: torch.Tensor
+    lines: LipLines
+
+    @classmethod
+    def over(
+        cls, rows: slice, columns: slice, colours: MouthColours, chains: list[torch.Tensor], device: torch.device
+    ) -> Canvas:
+        xs = torch.arange(columns.start, columns.stop, dtype=torch.float32, device=device) + 0.5
+        ys = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=device)[None, :, None] + 0.5
+        return cls(xs, ys, colours.softness[:, None, None], LipLines.at(*chains, xs))
 
 
 @dataclass(frozen=True)
@@ -345,13 +361,11 @@ class Opening:
     mouth: torch.Tensor
 
     @classmethod
-    def between(
-        cls, lines: LipLines, xs: torch.Tensor, ys: torch.Tensor, centre_x: torch.Tensor, mouth: torch.Tensor
-    ) -> Opening:
-        offset = xs[None, None] - centre_x
+    def within(cls, canvas: Canvas, centre_x: torch.Tensor, mouth: torch.Tensor) -> Opening:
+        lines, offset = canvas.lines, canvas.xs[None, None] - centre_x
         return cls(
-            from_top=ys - lines.upper,
-            from_bottom=lines.lower - ys,
+            from_top=canvas.ys - lines.upper,
+            from_bottom=lines.lower - canvas.ys,
             height=(lines.lower - lines.upper).clamp_min(0.0),
             offset=offset,
             across=torch.clamp(offset.abs() / (mouth / 2), 0.0, 1.0),
@@ -359,8 +373,9 @@ class Opening:
         )
 
 
-def _coverage(opening: Opening, upper_chain: torch.Tensor, xs: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+def _coverage(opening: Opening, upper_chain: torch.Tensor, canvas: Canvas) -> torch.Tensor:
     """How much of each pixel (b, h, w) lies between the lips, anti-aliased over the crop's softness."""
+    xs, soft = canvas.xs, canvas.soft
     below_upper = torch.clamp(opening.from_top / soft + 0.5, 0.0, 1.0)
     inside = below_upper * torch.clamp(opening.from_bottom / soft + 0.5, 0.0, 1.0)
     # Nothing is painted beyond the lip corners, and it fades in over a few pixels, not at a cut.
@@ -416,10 +431,9 @@ def _teeth_over(
     return colour + (teeth_colour - colour) * upper_teeth[:, None]
 
 
-def _photo_teeth_over(
-    colour: torch.Tensor, opening: Opening, rest: MouthAtRest, xs: torch.Tensor, soft: torch.Tensor
-) -> torch.Tensor:
+def _photo_teeth_over(colour: torch.Tensor, opening: Opening, rest: MouthAtRest, canvas: Canvas) -> torch.Tensor:
     """`colour` with the photo's own opening hung from the moved upper lip: real teeth instead of painted ones."""
+    xs, soft = canvas.xs, canvas.soft
     rest_upper = _line_at(rest.upper, xs)[:, None, :]
     rest_opening = (_line_at(rest.lower, xs)[:, None, :] - rest_upper).clamp_min(0.0)
     own = _own_opening(rest_opening) * _band(opening.from_top, rest_opening, soft * PHOTO_TEETH_SOFTNESS)
@@ -442,11 +456,8 @@ def _sample(rest: MouthAtRest, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tens
 def _redraw_lips(
     window: torch.Tensor,
     upper_chain: torch.Tensor,
-    lines: LipLines,
+    canvas: Canvas,
     rest: MouthAtRest,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    soft: torch.Tensor,
     closing: torch.Tensor,
     ends: torch.Tensor,
     floor_colour: torch.Tensor,
@@ -459,12 +470,12 @@ def _redraw_lips(
     `ends` (b, 2) the columns where the redrawn lips fade out; whatever is darker than
     `floor_colour` (b, 3) turns into it, so the dark corners of a smile do not come along.
     """
-    rest_xs = _rest_columns(upper_chain, rest, xs)
-    source_y, meet = _lip_rows(lines, _rest_lip_lines(rest, rest_xs), ys)
+    rest_xs = _rest_columns(upper_chain, rest, canvas.xs)
+    source_y, meet = _lip_rows(canvas.lines, _rest_lip_lines(rest, rest_xs), canvas.ys)
     lips = _lifted_to(_sample(rest, rest_xs[:, None, :].expand_as(source_y), source_y), floor_colour)
     # Where the lips meet, a thin shadow line.
-    lips = lips * (1.0 - SEAM_SHADE * torch.exp(-(((ys - meet) / soft) ** 2)))[:, None]
-    window += (lips - window) * _redrawn_alpha(lines, rest, xs, ys, soft, closing, ends)
+    lips = lips * (1.0 - SEAM_SHADE * torch.exp(-(((canvas.ys - meet) / canvas.soft) ** 2)))[:, None]
+    window += (lips - window) * _redrawn_alpha(canvas, rest, closing, ends)
 
 
 def _rest_columns(upper_chain: torch.Tensor, rest: MouthAtRest, xs: torch.Tensor) -> torch.Tensor:
@@ -523,17 +534,10 @@ def _lifted_to(lips: torch.Tensor, floor_colour: torch.Tensor) -> torch.Tensor:
     return lips + (floor_colour[:, :, None, None] - lips) * deficit
 
 
-def _redrawn_alpha(
-    lines: LipLines,
-    rest: MouthAtRest,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    soft: torch.Tensor,
-    closing: torch.Tensor,
-    ends: torch.Tensor,
-) -> torch.Tensor:
+def _redrawn_alpha(canvas: Canvas, rest: MouthAtRest, closing: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
     """How much of each pixel (b, 1, h, w) the redrawn lips cover: from above the upper lip to under the lower
     one, between `ends`, `closing` strong."""
+    lines, xs, ys, soft = canvas.lines, canvas.xs, canvas.ys, canvas.soft
     reach = soft * REDRAW_EDGE_SOFTNESS + REDRAW_EDGE_PIXELS
     # Below the lower lip the warp has squeezed what was under it; the photo's own skin replaces it.
     below = reach + CHIN_REDRAW * rest.width[:, None, None]
