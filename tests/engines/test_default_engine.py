@@ -14,8 +14,8 @@ from avatar.engines.animate import face_crop
 from avatar.engines.base import SpeechChunker
 from avatar.engines.default import mesh
 from avatar.engines.default.engine import DefaultEngine, Motion
-from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.engines.default.mouth_shapes import mouth_track
+from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.engines.default.warp import ACTIONS
 from avatar.faces import Face, read_face
 from avatar.speech.utterance import Phone, Utterance
