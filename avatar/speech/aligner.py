@@ -130,24 +130,23 @@ def _dictionary_key(written: str) -> str:
 
 
 def _tokens(decoder, written: str) -> tuple[str, ...]:
-    """The dictionary words the decoder listens for when `written` is said; adds espeak's readings as needed.
+    """The dictionary words the decoder listens for when `written` is said.
 
     A plain word the dictionary knows is looked up, with its variants ("Dr." is "drive" or
     "doctor" there); anything else (numbers, "e.g.", names it lacks) is read by espeak, each
-    spoken word added under its phones' name.
+    spoken word named by its phones ("F_AO_R_T_IY"), which `_add_readings` puts in a decoder's dictionary.
     """
     key = _dictionary_key(written)
     if _DICTIONARY_WORD.fullmatch(key) and decoder.lookup_word(key) is not None:
         return (key,)
-    tokens = []
-    for ipa in _Espeak.spoken_words(written):
-        phones = arpabet(ipa)
-        if phones:
-            token = "_".join(phones)
-            if decoder.lookup_word(token) is None:
-                decoder.add_word(token, " ".join(phones), True)
-            tokens.append(token)
-    return tuple(tokens)
+    return tuple("_".join(phones) for phones in map(arpabet, _Espeak.spoken_words(written)) if phones)
+
+
+def _add_readings(decoder, said: list[_Said]) -> None:
+    """Put espeak's readings among `said` into this decoder's dictionary (each pooled decoder has its own)."""
+    for token in {token for word in said for token in word.tokens}:
+        if decoder.lookup_word(token) is None:
+            decoder.add_word(token, token.replace("_", " "), True)
 
 
 @dataclass(frozen=True)
@@ -190,6 +189,7 @@ class Aligner:
         with _Decoders.one() as decoder:
             if self._said is None:
                 self._said = [_Said(text, _tokens(decoder, text)) for text in self._texts]
+            _add_readings(decoder, self._said)
             pcm = _pcm(audio, sample_rate)
             window = self._said[: int(seconds * MAX_WORDS_PER_SECOND) + 2]
             times = _decode(decoder, pcm, self._said, forced=True) if last else None
