@@ -53,6 +53,9 @@ class Settings:
     max_text_chars: int = 1000
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 25_000_000
+    # A visitor's own recording as the speech: a longer or bigger one is refused, never cut (speech/recording.py).
+    max_recording_seconds: float = 60.0
+    max_recording_bytes: int = 100_000_000
     min_face_pixels: int = 64
     player: str = "mse"
     segment_seconds: float = 1.0
@@ -77,6 +80,8 @@ class Settings:
             max_text_chars=env_int("AVATAR_MAX_TEXT_CHARS", defaults.max_text_chars),
             max_image_pixels=env_int("AVATAR_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
             max_image_bytes=env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
+            max_recording_seconds=env_float("AVATAR_MAX_RECORDING_SECONDS", defaults.max_recording_seconds),
+            max_recording_bytes=env_int("AVATAR_MAX_RECORDING_BYTES", defaults.max_recording_bytes),
             min_face_pixels=env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
             player=env_str("AVATAR_PLAYER", defaults.player).lower(),
             segment_seconds=env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),
