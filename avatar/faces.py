@@ -2,7 +2,8 @@
 
 A run (`read_face`) and Photo trials (avatar/judging/inspection.py) both decide by these
 rules, so a photo the trials call usable runs, and a photo a run refuses is refused in the
-trials with the same sentence. The landmark model lives in face_mesh.py, the crop in alignment.py.
+trials with the same sentence. The landmark model lives in face_mesh.py, the crop in alignment.py,
+the choice between the whole photo and a close-up in framing.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from avatar.alignment import aligned_crop, to_crop_coordinates
+from avatar.alignment import aligned_crop, close_up_square, face_square, to_crop_coordinates
 from avatar.errors import UserFacingError
 from avatar.face_mesh import DetectedFace, find_faces
+from avatar.framing import Framing
 
 # A face leaning further than this (roll, degrees) means the photo lies on its side.
 SIDEWAYS_ROLL = 45.0
@@ -26,6 +28,8 @@ UPSCALE = 2
 # A crop enlarged more than this many times (crop pixels per photo pixel) makes a visibly softer video.
 SOFTER_ENLARGEMENT = 2.5
 SOFTER_NOTE = "The face is small in this photo, so the video will look softer."
+# A close-up with at least this share of its square past the photo's edges shows filled-in edges, and says so.
+SHOWN_FILL = 0.01
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,11 @@ SIDEWAYS = Refusal("photo is on its side", "The photo is on its side: rotate the
 
 @dataclass(frozen=True)
 class Face:
-    """A face ready for the engines: the square crop, its mesh, and the way back into the photo."""
+    """A face ready for the engines: the square crop, its mesh, the way back into the photo, and the framing.
+
+    `filled` is the share of the square past the photo's edges (a neutral extension the engine sees);
+    a whole-photo video never shows it, a close-up does.
+    """
 
     photo: np.ndarray
     crop: np.ndarray
@@ -62,6 +70,8 @@ class Face:
     crop_to_photo: np.ndarray
     detected: DetectedFace
     notes: tuple[str, ...] = field(default=())
+    framing: Framing = Framing.WHOLE
+    filled: float = 0.0
 
     @property
     def size(self) -> int:
@@ -130,19 +140,53 @@ def softer_video(crop_side: float, crop_size: int) -> bool:
     return crop_size / crop_side > SOFTER_ENLARGEMENT
 
 
-def read_face(photo: np.ndarray, crop_size: int = 512, min_face_pixels: int = 64) -> Face:
-    """The one face in `photo`, cropped for the engines; a UserFacingError with the rules' sentence if none can be."""
+def fill_shows(filled: float, framing: Framing) -> bool:
+    """Whether a viewer sees filled-in edges: in a close-up reaching past the photo; never in the whole photo."""
+    return framing is Framing.CLOSE_UP and filled >= SHOWN_FILL
+
+
+def fill_note(filled: float) -> str:
+    """The face note for a close-up that reaches past the photo, saying how much of it is filled in."""
+    return (
+        f"The photo ends close to the face, so {filled:.0%} of the close-up is filled in "
+        "by stretching the photo's edges; Whole photo shows none of it."
+    )
+
+
+def framing_notes(side: float, filled: float, crop_size: int, framing: Framing) -> tuple[str, ...]:
+    """What the viewer should expect of this framing: a softer close-up, filled-in edges (none for the whole photo).
+
+    In the whole photo the face is shown at the photo's own scale, so a small face looks no softer than its photo.
+    """
+    if framing is not Framing.CLOSE_UP:
+        return ()
+    notes = (SOFTER_NOTE,) if softer_video(side, crop_size) else ()
+    return notes + ((fill_note(filled),) if fill_shows(filled, framing) else ())
+
+
+def read_face(
+    photo: np.ndarray, crop_size: int = 512, min_face_pixels: int = 64, framing: Framing = Framing.WHOLE
+) -> Face:
+    """The one face in `photo`, cropped for the engines; a UserFacingError with the rules' sentence if none can be.
+
+    A close-up's square stays inside the photo as far as the engine allows (alignment.close_up_square);
+    the whole photo keeps the square the engines prefer, since what it reaches past the photo is never shown.
+    """
     sighting = look(photo)
     refused = refusal(sighting, min_face_pixels)
     if refused is not None:
         raise UserFacingError(refused.sentence)
     main = sighting.faces[0]
-    crop = aligned_crop(photo, main, crop_size)
+    close_up = framing is Framing.CLOSE_UP
+    square = close_up_square(main.landmarks, photo.shape) if close_up else face_square(main.landmarks)
+    crop = aligned_crop(photo, square, crop_size)
     return Face(
         photo=photo,
         crop=crop.image,
         landmarks=to_crop_coordinates(main.landmarks, crop.crop_to_photo),
         crop_to_photo=crop.crop_to_photo,
         detected=main,
-        notes=(SOFTER_NOTE,) if softer_video(crop.side, crop_size) else (),
+        notes=framing_notes(crop.side, crop.filled, crop_size, framing),
+        framing=framing,
+        filled=crop.filled,
     )

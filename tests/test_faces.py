@@ -5,6 +5,7 @@ import pytest
 
 from avatar.errors import UserFacingError
 from avatar.faces import read_face
+from avatar.framing import Framing
 from tests.helpers import ASTRONAUT, COFFEE, GRACE_HOPPER, photo
 from tests.trials import photos
 
@@ -60,6 +61,11 @@ def test_a_photo_on_its_side_is_refused_with_a_request_to_rotate_it():
         read_face(photos.on_its_side())
 
 
-def test_a_small_face_runs_with_a_note_that_the_video_will_look_softer():
-    assert any("softer" in note for note in read_face(photos.framed_copy(GRACE_HOPPER, face_width=72)).notes)
-    assert read_face(photo(GRACE_HOPPER)).notes == ()
+def test_a_small_face_runs_with_a_note_that_the_close_up_will_look_softer():
+    small = photos.framed_copy(GRACE_HOPPER, face_width=72)
+    assert any("softer" in note for note in read_face(small, framing=Framing.CLOSE_UP).notes)
+    assert read_face(photo(GRACE_HOPPER), framing=Framing.CLOSE_UP).notes == ()
+
+
+def test_a_small_face_in_the_whole_photo_looks_as_sharp_as_its_photo_so_nothing_is_noted():
+    assert read_face(photos.framed_copy(GRACE_HOPPER, face_width=72)).notes == ()

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from avatar.alignment import crop_placement
+from avatar.alignment import close_up_square, face_square, filled_share
 from avatar.face_mesh import DetectedFace
 from avatar.faces import competing_faces
 
@@ -30,7 +30,12 @@ CLIPPED_BRIGHT = 250
 
 @dataclass(frozen=True)
 class FaceMeasures:
-    """What the pixels and the landmarks say about the one face the engine would use."""
+    """What the pixels and the landmarks say about the one face the engine would use.
+
+    `crop_side` and `outside_photo` are the engines' own square (the one a whole-photo run animates):
+    its side in photo pixels and the share of it past the photo's edges. `close_up_side` and
+    `close_up_filled` are the same for the square a close-up shows, moved and shrunk into the photo.
+    """
 
     width: float
     height: float
@@ -48,6 +53,8 @@ class FaceMeasures:
     glare: float
     odd_patches: tuple[str, ...]
     outside_photo: float
+    close_up_side: float
+    close_up_filled: float
 
 
 @dataclass(frozen=True)
@@ -144,16 +151,6 @@ def odd_skin_patches(rgb: np.ndarray, landmarks: np.ndarray, face_width: float) 
     return tuple(odd)
 
 
-def crop_outside_photo(shape: tuple[int, int], crop_to_photo: np.ndarray, size: int) -> float:
-    """Fraction of the engine's square that lies outside the photo (filled by mirroring)."""
-    axis = np.linspace(0, size - 1, 32)
-    xs, ys = np.meshgrid(axis, axis)
-    px = crop_to_photo[0, 0] * xs + crop_to_photo[0, 1] * ys + crop_to_photo[0, 2]
-    py = crop_to_photo[1, 0] * xs + crop_to_photo[1, 1] * ys + crop_to_photo[1, 2]
-    inside = (px >= 0) & (px < shape[1]) & (py >= 0) & (py < shape[0])
-    return float(1.0 - inside.mean())
-
-
 def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
     """Size, pose, eyes, mouth, light, sharpness and occlusion of one detected face."""
     grey = luminance(photo)
@@ -163,14 +160,14 @@ def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
     x0, y0 = np.floor(landmarks.min(axis=0)).astype(int).clip(0)
     x1, y1 = np.ceil(landmarks.max(axis=0)).astype(int)
     box = grey[y0 : y1 + 1, x0 : x1 + 1]
-    crop_to_photo, side = crop_placement(face, 16)
+    square, close_up = face_square(landmarks), close_up_square(landmarks, grey.shape)
     face_height = max(float(np.hypot(*(landmarks[CHIN] - landmarks[FOREHEAD]))), 1.0)
     yaw, pitch, roll = face.pose
     blend = face.blendshapes
     return FaceMeasures(
         width=face.width,
         height=face.height,
-        crop_side=side,
+        crop_side=square.side,
         yaw=yaw,
         pitch=pitch,
         roll=roll,
@@ -183,7 +180,9 @@ def measure_face(photo: np.ndarray, face: DetectedFace) -> FaceMeasures:
         sharpness=sharpness(box) if box.size else 0.0,
         glare=glare(grey, landmarks),
         odd_patches=odd_skin_patches(photo, landmarks, face.width),
-        outside_photo=crop_outside_photo(grey.shape, crop_to_photo, 16),
+        outside_photo=filled_share(grey.shape, square.crop_to_photo(16), 16),
+        close_up_side=close_up.side,
+        close_up_filled=filled_share(grey.shape, close_up.crop_to_photo(16), 16),
     )
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.alignment import aligned_crop
+from avatar.alignment import aligned_crop, close_up_square, face_square
 from avatar.config import Settings
 from avatar.errors import UserFacingError
 from avatar.faces import look, refusal
+from avatar.framing import Framing
 from avatar.images import load_photo
 from avatar.judging.checks import PhotoMeasures, measure_photo
 from avatar.judging.verdict import Finding, Level, Thresholds, Verdict, judge
@@ -39,11 +40,14 @@ def crop_corners(crop_to_photo: np.ndarray, size: int) -> np.ndarray:
     return corners @ crop_to_photo.T
 
 
-def inspect_photo(path: Path, settings: Settings, name: str | None = None) -> PhotoReport:
-    """Read and judge one photo file; an unreadable file gets a 'Not usable' report, not an exception.
+def inspect_photo(
+    path: Path, settings: Settings, name: str | None = None, framing: Framing = Framing.WHOLE
+) -> PhotoReport:
+    """Read and judge one photo file for `framing`; an unreadable file gets a 'Not usable' report, not an exception.
 
     The faces are found and refused by the same rules as a run's (avatar/faces.py), so a photo
-    called usable here runs, and one a run refuses is refused here with the same sentence.
+    called usable here runs, and one a run refuses is refused here with the same sentence. The
+    crop is the square a run of that framing animates.
     """
     name = name or path.name
     thresholds = Thresholds(min_face_pixels=settings.min_face_pixels, crop_size=settings.crop_size)
@@ -55,11 +59,14 @@ def inspect_photo(path: Path, settings: Settings, name: str | None = None) -> Ph
         return PhotoReport(path, name, verdict, None, None, None, None)
     sighting = look(photo)
     measures = measure_photo(photo, sighting.faces)
-    verdict = judge(measures, refusal(sighting, settings.min_face_pixels), thresholds)
+    verdict = judge(measures, refusal(sighting, settings.min_face_pixels), thresholds, framing)
     crop = box = None
     if sighting.faces:
-        square = aligned_crop(photo, sighting.faces[0], settings.crop_size)
-        crop, box = square.image, crop_corners(square.crop_to_photo, settings.crop_size)
+        landmarks = sighting.faces[0].landmarks
+        close_up = framing is Framing.CLOSE_UP
+        square = close_up_square(landmarks, photo.shape) if close_up else face_square(landmarks)
+        aligned = aligned_crop(photo, square, settings.crop_size)
+        crop, box = aligned.image, crop_corners(aligned.crop_to_photo, settings.crop_size)
     return PhotoReport(path, name, verdict, measures, photo, crop, box)
 
 

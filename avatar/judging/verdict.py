@@ -4,7 +4,8 @@ Every check gives a finding: a level, a short phrase for the verdict line, a sen
 the reasons list, and a score penalty. The score orders photos. Whether a photo can run at
 all (a face, only one, large enough) and when its video looks softer are the face rules of
 avatar/faces.py, which a run applies too; the thresholds below are the rest of the policy,
-kept together so they can be read and tuned in one place.
+kept together so they can be read and tuned in one place. A verdict is for one framing (whole
+photo by default): what a viewer will see, a softer close-up or filled-in edges, depends on it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from avatar.faces import SIDEWAYS_ROLL, Refusal, softer_video
+from avatar.faces import SHOWN_FILL, SIDEWAYS_ROLL, Refusal, fill_note, fill_shows, softer_video
+from avatar.framing import Framing
 from avatar.judging.checks import FaceMeasures, PhotoMeasures
 
 
@@ -49,7 +51,9 @@ class Thresholds:
     glare: float = 0.08
     occlusion_max_yaw: float = 30.0
     grey: float = 3.0
-    edge: float = 0.1
+    # A close-up with more of its square filled in than this is a warning; each filled share costs this many points.
+    filled_warn: float = 0.05
+    filled_penalty: float = 50.0
     low_resolution: int = 256
 
 
@@ -136,11 +140,15 @@ def face_count_findings(m: PhotoMeasures) -> list[Finding]:
     return [Finding(Level.OK, "one face", f"One face found{extra}.")]
 
 
-def size_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
-    """Face size in photo pixels, and how far the engine must enlarge it (a face too small is the rules' refusal)."""
-    scale = f"the engine's crop takes {f.crop_side:.0f} px of the photo"
-    penalty = 20 * _ramp(f.crop_side, t.sharp_crop_side, t.min_face_pixels * 2)
-    if softer_video(f.crop_side, t.crop_size):
+def size_findings(f: FaceMeasures, t: Thresholds, framing: Framing = Framing.WHOLE) -> list[Finding]:
+    """Face size in photo pixels, and how far the engine must enlarge it (a face too small is the rules' refusal).
+
+    Only a close-up shows the enlarged square; the whole photo shows the face at the photo's own scale.
+    """
+    side = f.close_up_side if framing is Framing.CLOSE_UP else f.crop_side
+    scale = f"the engine's crop takes {side:.0f} px of the photo"
+    penalty = 20 * _ramp(side, t.sharp_crop_side, t.min_face_pixels * 2)
+    if framing is Framing.CLOSE_UP and softer_video(side, t.crop_size):
         return [
             Finding(
                 Level.WARN,
@@ -308,22 +316,39 @@ def occlusion_findings(f: FaceMeasures, t: Thresholds) -> list[Finding]:
                 10,
             )
         )
-    if f.outside_photo > t.edge:
-        findings.append(
-            Finding(
-                Level.WARN,
-                "face is near the edge",
-                f"{f.outside_photo:.0%} of the engine's crop lies outside the photo and is filled by mirroring.",
-                8,
-            )
-        )
     if not findings:
         findings.append(Finding(Level.OK, "nothing covers the face", "Nothing detectable covers the face."))
     return findings
 
 
-def judge(m: PhotoMeasures, refused: Refusal | None, t: Thresholds | None = None) -> Verdict:
-    """The verdict for one photo's measures.
+def framing_findings(f: FaceMeasures, t: Thresholds, framing: Framing = Framing.WHOLE) -> list[Finding]:
+    """What of the engine's filled-in edges the viewer sees: in a close-up, marked down by the share shown.
+
+    The whole photo never shows them (only the photo's own pixels lie around the face), so there it is
+    said, not counted.
+    """
+    if framing is Framing.CLOSE_UP:
+        if not fill_shows(f.close_up_filled, framing):
+            return []
+        level = Level.WARN if f.close_up_filled > t.filled_warn else Level.OK
+        penalty = t.filled_penalty * f.close_up_filled
+        return [Finding(level, "close-up reaches past the photo", fill_note(f.close_up_filled), penalty)]
+    if f.outside_photo < SHOWN_FILL:
+        return []
+    return [
+        Finding(
+            Level.OK,
+            "photo framed tightly",
+            f"The photo ends close to the face: {f.outside_photo:.0%} of the engine's square reaches past it "
+            "and is filled in for the engine, but the whole photo shows none of it.",
+        )
+    ]
+
+
+def judge(
+    m: PhotoMeasures, refused: Refusal | None, t: Thresholds | None = None, framing: Framing = Framing.WHOLE
+) -> Verdict:
+    """The verdict for one photo's measures, as the viewer of `framing` will see it.
 
     `refused` is the face rules' refusal, the very one a run would give, so it is this verdict's
     refusal too; it stands in for the face count and size findings. The face's other checks still
@@ -333,7 +358,7 @@ def judge(m: PhotoMeasures, refused: Refusal | None, t: Thresholds | None = None
     findings = [Finding(Level.BLOCK, refused.short, refused.sentence, 100)] if refused else []
     if m.face is not None and not m.competing_faces:
         if refused is None:
-            findings.extend(face_count_findings(m) + size_findings(m.face, t))
+            findings.extend(face_count_findings(m) + size_findings(m.face, t, framing))
         for check in (
             pose_findings,
             expression_findings,
@@ -342,6 +367,7 @@ def judge(m: PhotoMeasures, refused: Refusal | None, t: Thresholds | None = None
             occlusion_findings,
         ):
             findings.extend(check(m.face, t))
+        findings.extend(framing_findings(m.face, t, framing))
     findings.extend(photo_findings(m, t))
     level = max(f.level for f in findings)
     score = max(0.0, 100.0 - sum(f.penalty for f in findings))

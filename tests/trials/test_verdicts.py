@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from avatar.config import Settings
+from avatar.framing import Framing
 from avatar.judging.checks import colourfulness, sharpness
 from avatar.judging.inspection import inspect_photo, rank
-from avatar.judging.verdict import Level
+from avatar.judging.verdict import Level, Thresholds
 from tests.helpers import ASTRONAUT, GRACE_HOPPER, photo
+from tests.test_framing import tight_head_shot
 from tests.trials import photos
 
 SETTINGS = Settings()
@@ -51,12 +53,13 @@ def test_a_clear_frontal_portrait_is_good_and_every_check_is_explained(path):
 
 
 def test_the_small_grey_turned_away_cameraman_is_refused_for_the_turn_and_warned_of_the_rest():
-    report = inspect_photo(photos.CAMERA, SETTINGS)
+    report = inspect_photo(photos.CAMERA, SETTINGS, framing=Framing.CLOSE_UP)
     assert report.verdict.headline == "Not usable: head turned away"
     flagged = problems(report)
     assert "turned 49° to the side" in flagged or "turned 48° to the side" in flagged
     assert "softer" in flagged and "63 px wide" in flagged
     assert "no colour" in flagged
+    assert "softer" not in problems(inspect_photo(photos.CAMERA, SETTINGS))
 
 
 @pytest.mark.parametrize("path", [photos.CHELSEA, photos.COFFEE], ids=["cat", "coffee"])
@@ -141,3 +144,27 @@ def test_sharpness_drops_with_blur_but_not_with_darkness():
 def test_colourfulness_is_zero_for_grey_and_high_for_a_colour_portrait():
     assert colourfulness(photo(photos.CAMERA)) == 0
     assert colourfulness(photo(ASTRONAUT)) > 30
+
+
+@pytest.mark.parametrize("path", [ASTRONAUT, GRACE_HOPPER], ids=["astronaut", "grace_hopper"])
+def test_a_tight_head_shot_is_good_as_a_whole_photo_and_marked_down_by_what_its_close_up_fills_in(path, tmp_path):
+    saved = photos.save(tight_head_shot(path), tmp_path, "tight.png")
+    whole = inspect_photo(saved, SETTINGS)
+    close_up = inspect_photo(saved, SETTINGS, framing=Framing.CLOSE_UP)
+    assert whole.verdict.headline == "Good"
+    assert "the whole photo shows none of it" in reasons(whole)
+    filled = close_up.measures.face.close_up_filled
+    assert filled > Thresholds().filled_warn
+    assert close_up.verdict.headline.startswith("Usable: close-up reaches past the photo")
+    finding = next(f for f in close_up.verdict.findings if f.short == "close-up reaches past the photo")
+    assert f"{filled:.0%} of the close-up is filled in" in finding.detail
+    assert finding.penalty == pytest.approx(Thresholds().filled_penalty * filled)
+    assert whole.verdict.score - close_up.verdict.score >= finding.penalty - 0.1
+    assert close_up.crop.shape == whole.crop.shape == (SETTINGS.crop_size, SETTINGS.crop_size, 3)
+
+
+def test_a_photo_with_room_around_the_face_is_judged_alike_in_either_framing():
+    whole = inspect_photo(GRACE_HOPPER, SETTINGS)
+    close_up = inspect_photo(GRACE_HOPPER, SETTINGS, framing=Framing.CLOSE_UP)
+    assert (whole.verdict.headline, whole.verdict.score) == (close_up.verdict.headline, close_up.verdict.score)
+    assert close_up.measures.face.close_up_filled == 0
