@@ -50,6 +50,8 @@ class Settings:
     device: str = "auto"
     voice: str = "auto"
     crop_size: int = 512
+    # The longest side of a whole-photo video: its photo shrunk to fit, never enlarged (bench/RESULTS.md, "Framing").
+    max_video_side: int = 768
     max_text_chars: int = 1000
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 25_000_000
@@ -68,6 +70,11 @@ class Settings:
     ray_address: str = ""
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("TMPDIR", "/tmp")) / "talking-photo")
 
+    @property
+    def live_player(self) -> bool:
+        """Whether the page plays each run's live stream (`mse`) rather than Gradio's streaming video (`hls`)."""
+        return self.player == "mse"
+
     @classmethod
     def from_env(cls) -> Settings:
         """Read the AVATAR_* variables; unset ones keep the defaults above."""
@@ -77,6 +84,7 @@ class Settings:
             device=env_str("AVATAR_DEVICE", defaults.device).lower(),
             voice=env_str("AVATAR_VOICE", defaults.voice),
             crop_size=env_int("AVATAR_CROP_SIZE", defaults.crop_size),
+            max_video_side=env_int("AVATAR_MAX_VIDEO_SIDE", defaults.max_video_side),
             max_text_chars=env_int("AVATAR_MAX_TEXT_CHARS", defaults.max_text_chars),
             max_image_pixels=env_int("AVATAR_MAX_IMAGE_PIXELS", defaults.max_image_pixels),
             max_image_bytes=env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),

@@ -13,7 +13,9 @@ from avatar.config import Settings
 from avatar.engines.default.engine import DefaultEngine
 from avatar.live_stream import Broadcast
 from avatar.media import AUDIO_RATE, parse_webvtt, probe, read_subtitles
-from avatar.session import CaptionsReady, Run, RunFinished, SegmentReady
+from avatar.runs.run import CaptionsReady, Run, RunFinished, SegmentReady
+from avatar.runs.service import RunRequest, TypedText
+from avatar.speech.sources import TypedSpeech
 from avatar.speech.utterance import Word
 from avatar.speech.voices import OFFLINE_OPTION, Speaker
 from avatar.studio import Studio
@@ -89,7 +91,7 @@ def test_webvtt_has_one_cue_per_line_with_markup_characters_escaped():
 
 def test_a_runs_words_are_each_sentences_words_moved_by_the_audio_joined_before_it(astronaut_face, tmp_path):
     speaker = RecordingSpeaker()
-    run = Run(astronaut_face, SPEECH, speaker, DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, TypedSpeech(SPEECH, speaker), DefaultEngine("cpu"), tmp_path)
     *_, finished = run.events()
     assert len(speaker.spoken) == 4, "the first sentence is spoken in two parts"
     expected, joined = [], 0
@@ -107,7 +109,8 @@ def test_the_finished_mp4_has_a_subtitle_track_whose_cues_are_the_words_and_a_we
     astronaut_face, tmp_path, player
 ):
     live = Broadcast("token") if player == "live" else None
-    run = Run(astronaut_face, SPEECH, RecordingSpeaker(), DefaultEngine("cpu"), tmp_path / "runs", live=live)
+    speech = TypedSpeech(SPEECH, RecordingSpeaker())
+    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path / "runs", live=live)
     for event in run.events():
         if isinstance(event, RunFinished):
             tracks = read_subtitles(event.video)
@@ -126,7 +129,8 @@ def test_the_finished_mp4_has_a_subtitle_track_whose_cues_are_the_words_and_a_we
 
 def test_the_captions_reach_the_page_before_the_frames_that_show_them(astronaut_face, tmp_path):
     text = " ".join(["This is one sentence of a longer speech."] * 4)
-    run = Run(astronaut_face, text, RecordingSpeaker(), DefaultEngine("cpu"), tmp_path, live=Broadcast("token"))
+    speech = TypedSpeech(text, RecordingSpeaker())
+    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path, live=Broadcast("token"))
     sent: tuple = ()
     segments = 0
     for event in run.events():
@@ -143,7 +147,7 @@ def test_the_captions_reach_the_page_before_the_frames_that_show_them(astronaut_
 def test_markup_removed_from_the_text_never_shows_in_the_captions(tmp_path):
     studio = Studio(replace(Settings(), voice="offline", work_dir=tmp_path))
     marked = "<speak>Hello <break time='1s'/> <emphasis level='strong'>world</emphasis> &amp; you.</speak>"
-    run = studio.start_run(ASTRONAUT, marked, "offline:joe", "default")
+    run = studio.runs.start(RunRequest(ASTRONAUT, TypedText(marked, "offline:joe"), "default"))
     for event in run.events():
         if isinstance(event, RunFinished):
             beside = parse_webvtt(event.subtitles.read_text())

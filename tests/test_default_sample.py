@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from avatar.config import Settings
-from avatar.studio import Studio
 from avatar.judging.inspection import inspect_photo
+from avatar.studio import Studio
 from tests.helpers import ASTRONAUT, GRACE_HOPPER
 
 

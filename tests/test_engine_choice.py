@@ -15,6 +15,7 @@ from avatar.engines.animate import draw_frames, face_crop
 from avatar.engines.catalogue import SPECS
 from avatar.engines.registry import EngineRegistry
 from avatar.media import read_frames
+from avatar.runs.service import RunRequest, TypedText
 from avatar.speech.utterance import Utterance
 from avatar.studio import Studio
 from bench.page_driver import AppServer
@@ -63,7 +64,7 @@ def test_an_engine_that_cannot_load_gives_way_to_the_embedded_animator_with_a_cl
     settings = replace(Settings(), voice="offline", work_dir=tmp_path)
     studio = Studio(settings)
     studio.engines = EngineRegistry(settings, cuda_available=True)
-    run = studio.start_run(ASTRONAUT, "Hello.", "offline:joe", "flashhead-lite")
+    run = studio.runs.start(RunRequest(ASTRONAUT, TypedText("Hello.", "offline:joe"), "flashhead-lite"))
     assert run.engine.info.key == "default"
     assert "embedded photo animator was used instead" in run.stats.notice
     assert "flashhead-lite" in studio.engines.problems

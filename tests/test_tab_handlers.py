@@ -11,7 +11,7 @@ import pytest
 from gradio.data_classes import ImageData
 
 from avatar.config import Settings
-from avatar.session import Run
+from avatar.runs.run import Run
 from avatar.speech import online_voice
 from avatar.speech.text import MARKUP_REMOVED
 from avatar.speech.voices import VoiceCatalogue
@@ -116,7 +116,7 @@ def test_a_refusal_from_zerogpu_reads_as_one_sentence_in_both_tabs(studio, monke
     def no_gpu(*args, **kwargs):
         raise gr.Error(NO_GPU)  # as ZeroGPU's `spaces` says it
 
-    monkeypatch.setattr(studio, "start_run", no_gpu)
+    monkeypatch.setattr(studio.runs, "start", no_gpu)
     talked = list(talk(studio, str(ASTRONAUT), "Hello.", "offline:joe", "default"))
     assert talked[-1] == TalkView(run=None, video=None, download=None, captions="", status=f"⚠️ {NO_GPU}", shared=None)
     tried = list(run_trial(studio, [str(ASTRONAUT)], "Hello.", "offline:joe", "default", None, True))

@@ -8,26 +8,24 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from avatar.captions import Cue, as_json
+from avatar.engines.spec import Progress
 from avatar.live_stream import MIME_TYPE
-from avatar.session import CaptionsReady, Run, RunCancelled, RunFinished, SegmentReady
-from avatar.sharing import Share, ShareRegistry
+from avatar.runs.run import CaptionsReady, Run
+from avatar.runs.service import Finished, Progressed, RunEvent, RunRequest, Started, Stopped, TypedText, Waiting
+from avatar.sharing import Share
 from avatar.speech.voices import VoiceCatalogue
-from avatar.studio import Studio, describe
+from avatar.studio import Studio
 from ui.refusals import VISITOR_PROBLEMS, plain_message, until_refused
 from ui.views import KEEP, Keep, Shown
 
-Progress = Callable[[float, str], None]  # (share done, what is happening)
 STOPPED = "Stopped. Your photo and text are still here: press Generate to try again."
 NOTHING_TO_SHARE = "Nothing to share yet: press Generate, and share the video once it is finished."
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,8 @@ def talk(
 
     A problem the visitor can fix ends the run with its sentence, and no video.
     """
-    return until_refused(_queued(studio, photo_path, words, voice_key, engine_key, progress), _refused)
+    request = RunRequest(photo_path, TypedText(words, voice_key), engine_key)
+    return until_refused(_views(studio.runs.serve(request, progress=progress)), _refused)
 
 
 def shareable(shared: Share | None) -> ShareView:
@@ -133,48 +132,25 @@ def _refused(message: str) -> TalkView:
     return TalkView(run=None, video=None, download=None, captions="", status=message, shared=None)
 
 
-def _queued(
-    studio: Studio, photo_path: str | None, words: str | None, voice_key: str | None, engine_key: str | None,
-    progress: Progress | None,
-) -> Iterator[TalkView]:
-    with studio.line.place(engine_key or studio.engines.preferred()) as place:
-        for number in place.wait():
-            yield TalkView(status=f"Busy: you are number {number} in line; your video starts by itself…")
-        yield from _run(studio.start_run(photo_path, words, voice_key, engine_key, progress), studio.shares)
-
-
-def _kept(shares: ShareRegistry, current: Run, finished: RunFinished) -> Share | None:
-    """The finished video kept for a link; without one (a full disk), the run still ends well, with no Share."""
-    try:
-        spoken = " ".join(current.sentences)
-        stats = finished.stats
-        return shares.add_video(finished.video, spoken, stats.engine, stats.voice, captions=finished.subtitles)
-    except OSError:
-        log.exception("the finished video could not be kept for sharing")
-        return None
-
-
-def _run(current: Run, shares: ShareRegistry) -> Iterator[TalkView]:
-    working = f"Working: {len(current.sentences)} sentence(s) with {current.stats.voice}"
-    notice = f"\n\n{current.stats.notice}" if current.stats.notice else ""
-    player = live_player(f"live/{current.live.token}") if current.live is not None else None
-    yield TalkView(
-        run=current, video=player, download=None, captions=caption_track(()), status=f"{working}…{notice}", shared=None
-    )
-    try:
-        for event in current.events():
-            if isinstance(event, SegmentReady):
-                segment = str(event.path) if current.live is None else KEEP
-                ready = f"{working}: {event.start + event.duration:.1f} s of video ready…{notice}"
-                yield TalkView(run=current, video=segment, status=ready)
-            elif isinstance(event, CaptionsReady):
-                yield TalkView(captions=caption_track(event.cues))
-            elif isinstance(event, RunFinished):
-                shared = _kept(shares, current, event)
-                files = [str(path) for path in (event.video, event.subtitles) if path is not None]
-                yield TalkView(
-                    run=None, download=files, captions=caption_track(event.cues), status=describe(event.stats),
-                    shared=shared,
-                )
-    except RunCancelled:
-        yield TalkView(run=None, download=None, status="Stopped.")
+def _views(events: Iterator[RunEvent]) -> Iterator[TalkView]:
+    """Each of the run service's events as the tab shows it."""
+    for event in events:
+        if isinstance(event, Waiting):
+            yield TalkView(status=event.status)
+        elif isinstance(event, Started):
+            player = live_player(event.live_path) if event.live_path is not None else None
+            yield TalkView(
+                run=event.run, video=player, download=None, captions=caption_track(()), status=event.status,
+                shared=None,
+            )
+        elif isinstance(event, Progressed):
+            yield TalkView(video=str(event.segment) if event.segment is not None else KEEP, status=event.status)
+        elif isinstance(event, CaptionsReady):
+            yield TalkView(captions=caption_track(event.cues))
+        elif isinstance(event, Finished):
+            files = [str(path) for path in (event.video, event.subtitles) if path is not None]
+            yield TalkView(
+                run=None, download=files, captions=caption_track(event.cues), status=event.status, shared=event.share
+            )
+        elif isinstance(event, Stopped):
+            yield TalkView(run=None, download=None, status=event.status)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from avatar.session import Run
+from avatar.runs.run import Run
 from avatar.sharing import Share
 from avatar.studio import Studio
 from ui import talk_handlers
@@ -87,7 +87,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             with gr.Row(elem_id="run-buttons"):
                 generate = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            if studio.settings.player == "mse":
+            if studio.settings.live_player:
                 video = gr.HTML("", elem_id="video", min_height=320)
             else:
                 video = gr.Video(

@@ -13,13 +13,14 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
+from avatar.judging.inspection import PhotoReport
+from avatar.judging.verdict import Level
+from avatar.runs.status import waiting
 from avatar.sharing import Share
 from avatar.studio import Studio
 from avatar.trials.bundle import PAGE_NAME, thumbnail
-from avatar.judging.inspection import PhotoReport
-from avatar.trials.runner import TrialVideo
+from avatar.trials.runner import TrialVideo, TrialWaiting
 from avatar.trials.trial import Trial
-from avatar.judging.verdict import Level
 from ui.refusals import VISITOR_PROBLEMS, until_refused
 from ui.views import KEEP, Keep, Shown
 
@@ -180,6 +181,9 @@ def _steps(
         return
     spoken = 0
     for outcome in trial.speak(studio, words or "", voice_key, engine_key):
+        if isinstance(outcome, TrialWaiting):
+            yield TrialView(status=f"{outcome.report.name}: {waiting(outcome.number)} {notes}")
+            continue
         spoken += isinstance(outcome, TrialVideo)
         yield TrialView(
             status=f"{spoken} of {usable} usable photo(s) have spoken… {notes}",

@@ -25,9 +25,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from avatar.captions import Cue, as_json, cue_at, webvtt
 from avatar.config import FPS
-from avatar.media import AUDIO_CODEC, AUDIO_OPTIONS, PIXEL_FORMAT, VIDEO_CODEC, VIDEO_OPTIONS
 from avatar.judging.inspection import PhotoReport
 from avatar.judging.verdict import Level
+from avatar.media import AUDIO_CODEC, AUDIO_OPTIONS, PIXEL_FORMAT, VIDEO_CODEC, VIDEO_OPTIONS
 
 LEVEL_COLOURS = {Level.OK: (46, 160, 67), Level.WARN: (214, 140, 0), Level.BLOCK: (200, 45, 45)}
 SHEET_CELL = 300

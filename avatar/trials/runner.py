@@ -2,26 +2,28 @@
 
 A GPU engine draws the sessions of several photos in little more time than one (its scheduler batches
 them), so on a GPU the photos run together, up to the engine's sessions at once; on a CPU, whose cores
-one run already keeps busy, one after another, best first.
+one run already keeps busy, one after another, best first. Each photo's run is served by the run
+service like any visitor's: it takes its place in the engine's line, so a trial never runs past the
+engine's slots, and it is told its number while it waits.
 """
 
 from __future__ import annotations
 
-import shutil
+import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from avatar.captions import Cue
 from avatar.engines.base import EngineUnavailable
 from avatar.errors import UserFacingError
-from avatar.session import Run, RunFinished, RunStats
-from avatar.speech.text import check_text
-from avatar.speech.voices import Speaker
-from avatar.studio import Studio
 from avatar.judging.inspection import PhotoReport
+from avatar.runs.run import Run, RunStats
+from avatar.runs.service import Finished, KeepIn, RunRequest, Started, TypedText, Waiting
+from avatar.speech.text import check_text
+from avatar.studio import Studio
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class TrialVideo:
 
 
 @dataclass(frozen=True)
+class TrialWaiting:
+    """A photo whose run waits in the engine's line behind other visitors; `number` 1 is next."""
+
+    report: PhotoReport
+    number: int
+
+
+@dataclass(frozen=True)
 class TrialFailure:
     """A photo the checks passed but the run refused, with the run's own message."""
 
@@ -47,9 +57,9 @@ class TrialFailure:
 
 
 def video_name(rank: int, report: PhotoReport) -> str:
-    """'01-astronaut.mp4': the rank first so that files sort like the page."""
+    """'01-astronaut': the rank first so that files sort like the page."""
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(report.name).stem)[:40]
-    return f"{rank:02d}-{stem}.mp4"
+    return f"{rank:02d}-{stem}"
 
 
 def runs_at_once(studio: Studio, engine_key: str | None) -> int:
@@ -82,6 +92,11 @@ class TrialRuns:
             self._runs.append(run)
             return True
 
+    @property
+    def stopped(self) -> bool:
+        with self._lock:
+            return self._stopped
+
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
@@ -89,30 +104,42 @@ class TrialRuns:
                 run.cancel()
 
 
+TrialOutcome = TrialVideo | TrialWaiting | TrialFailure
+
+
 def speak_all(
     studio: Studio, reports: list[PhotoReport], text: str, voice_key: str | None, engine_key: str | None, folder: Path
-) -> Iterator[TrialVideo | TrialFailure]:
+) -> Iterator[TrialOutcome]:
     """Run each usable photo, best first (several at once on a GPU), yielding each video as soon as it is done.
 
     The text is checked once up front, so a bad text is one clear error rather than one per photo,
     and spoken once: every photo says the very same recording, so the videos compare frame for frame.
-    However the trial ends (the visitor stops it, or a run fails), no photo goes on speaking.
+    A photo waiting in line is reported with its number. However the trial ends (the visitor stops
+    it, or a run fails), no photo goes on speaking.
     """
     check_text(text, studio.settings.max_text_chars)
     folder.mkdir(parents=True, exist_ok=True)
     speaker = studio.recorded_speaker(voice_key)
     runs = TrialRuns()
     usable = [(rank, report) for rank, report in enumerate(reports, start=1) if report.usable]
+    outcomes: queue.Queue[TrialOutcome | None] = queue.Queue()
+    speech = TypedText(text, voice_key, speaker)
+
+    def speak(rank: int, report: PhotoReport) -> None:
+        try:
+            for outcome in speak_one(studio, rank, report, speech, engine_key, folder, runs):
+                outcomes.put(outcome)
+        finally:
+            outcomes.put(None)
+
     with ThreadPoolExecutor(max_workers=runs_at_once(studio, engine_key), thread_name_prefix="trial-run") as pool:
         try:
-            speaking = [
-                pool.submit(speak_one, studio, rank, report, text, voice_key, engine_key, speaker, folder, runs)
-                for rank, report in usable
-            ]
-            for done in as_completed(speaking):
-                outcome = done.result()
-                if outcome is not None:
+            speaking = [pool.submit(speak, rank, report) for rank, report in usable]
+            for _ in range(len(speaking)):
+                while (outcome := outcomes.get()) is not None:
                     yield outcome
+            for done in speaking:
+                done.result()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)  # photos yet to start never do
             runs.stop()
@@ -122,26 +149,25 @@ def speak_one(
     studio: Studio,
     rank: int,
     report: PhotoReport,
-    text: str,
-    voice_key: str | None,
+    speech: TypedText,
     engine_key: str | None,
-    speaker: Speaker,
     folder: Path,
     runs: TrialRuns,
-) -> TrialVideo | TrialFailure | None:
-    """One photo's run, its video and captions file copied into `folder`; None if the trial stopped before the end."""
+) -> Iterator[TrialOutcome]:
+    """One photo's run, waiting its turn in line, its video and captions file kept in `folder`.
+
+    Ends with nothing if the trial stopped before the end.
+    """
+    request = RunRequest(report.path, speech, engine_key)
     try:
-        run = studio.start_run(report.path, text, voice_key, engine_key, speaker=speaker)
-        if not runs.add(run):
-            return None
-        for event in run.events():
-            if isinstance(event, RunFinished):
-                target = folder / video_name(rank, report)
-                shutil.copyfile(event.video, target)
-                subtitles = None
-                if event.subtitles is not None:
-                    subtitles = Path(shutil.copyfile(event.subtitles, target.with_suffix(".vtt")))
-                return TrialVideo(report, target, event.stats, event.cues, subtitles)
+        for event in studio.runs.serve(request, keep_in=KeepIn(folder, video_name(rank, report))):
+            if isinstance(event, Waiting):
+                if runs.stopped:
+                    return  # leaving the line gives the place to the next visitor
+                yield TrialWaiting(report, event.number)
+            elif isinstance(event, Started) and not runs.add(event.run):
+                return
+            elif isinstance(event, Finished):
+                yield TrialVideo(report, event.video, event.stats, event.cues, event.subtitles)
     except UserFacingError as error:
-        return TrialFailure(report, str(error))
-    return None
+        yield TrialFailure(report, str(error))

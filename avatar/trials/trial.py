@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatar.captions import Cue
+from avatar.judging.inspection import PhotoReport, inspect_photo, rank
 from avatar.studio import Studio
 from avatar.trials.bundle import GRID_NAME, Entry, grid_video, write_bundle
-from avatar.judging.inspection import PhotoReport, inspect_photo, rank
-from avatar.trials.runner import TrialFailure, TrialVideo, speak_all
+from avatar.trials.runner import TrialFailure, TrialOutcome, TrialVideo, speak_all
 from avatar.trials.uploads import gather_photos
 
 
@@ -49,14 +49,14 @@ class Trial:
 
     def speak(
         self, studio: Studio, text: str, voice_key: str | None, engine_key: str | None
-    ) -> Iterator[TrialVideo | TrialFailure]:
-        """Every usable photo says `text`, best first; each outcome as soon as it is known."""
+    ) -> Iterator[TrialOutcome]:
+        """Every usable photo says `text`, best first; each outcome (and each wait in line) as soon as it is known."""
         self.sentence = text
         for outcome in speak_all(studio, self.reports, text, voice_key, engine_key, self.folder / "videos"):
             if isinstance(outcome, TrialVideo):
                 self.videos[outcome.report.path] = outcome.video
                 self.captions[outcome.report.path] = outcome.captions
-            else:
+            elif isinstance(outcome, TrialFailure):
                 self.failures[outcome.report.path] = outcome.message
             yield outcome
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from avatar.session import RunFinished
+from avatar.runs.service import Finished, KeepIn, RunRequest, Started, Stopped
 from avatar.trials.runner import TrialVideo, speak_all
 
 
@@ -19,46 +19,66 @@ class Report:
 
 
 class FakeRun:
-    """A run that holds until the test lets it finish (or it is cancelled), then hands over a video file."""
+    """A run that holds until the test lets it finish (or it is cancelled)."""
 
-    def __init__(self, studio: FakeStudio, path: Path, speaker: object) -> None:
-        self.studio, self.path, self.speaker = studio, path, speaker
+    def __init__(self, speaker: object) -> None:
+        self.speaker = speaker
         self.finish, self.cancelled = threading.Event(), threading.Event()
 
     def cancel(self) -> None:
         self.cancelled.set()
         self.finish.set()
 
-    def events(self):
-        with self.studio.lock:
-            self.studio.running += 1
-            self.studio.most_at_once = max(self.studio.most_at_once, self.studio.running)
-        try:
-            assert self.finish.wait(10)
-            if not self.cancelled.is_set():
-                video = self.studio.folder / f"{self.path.stem}.mp4"
-                video.write_bytes(self.path.name.encode())
-                yield RunFinished(video, SimpleNamespace())
-        finally:
-            with self.studio.lock:
-                self.studio.running -= 1
-
 
 @dataclass
-class FakeStudio:
-    """Runs of the fake kind, on an engine that uses a GPU (or not) and serves `sessions` at once."""
+class FakeRunService:
+    """Serves runs of the fake kind, counting how many run at once; each keeps a video named as asked."""
 
-    folder: Path
-    sessions: int
-    uses_gpu: bool = True
-    settings: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(max_text_chars=500))
-    runs: dict[str, FakeRun] = field(default_factory=dict)
+    started_runs: dict[str, FakeRun] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: int = 0
     most_at_once: int = 0
 
     def __post_init__(self) -> None:
         self.started = threading.Condition(self.lock)
+
+    def serve(self, request: RunRequest, keep_in: KeepIn, progress=None):
+        run = FakeRun(request.speech.speaker)
+        with self.started:
+            self.started_runs[Path(request.photo).stem] = run
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            self.started.notify_all()
+        try:
+            yield Started(run, None, "Working…")
+            assert run.finish.wait(10)
+            if run.cancelled.is_set():
+                yield Stopped()
+                return
+            keep_in.folder.mkdir(parents=True, exist_ok=True)
+            video = keep_in.folder / f"{keep_in.name}.mp4"
+            video.write_bytes(Path(request.photo).name.encode())
+            yield Finished(video, None, (), SimpleNamespace(), "Done.")
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def wait_for_runs(self, count: int) -> None:
+        with self.started:
+            assert self.started.wait_for(lambda: len(self.started_runs) >= count, timeout=10)
+
+
+@dataclass
+class FakeStudio:
+    """The run service above, on an engine that uses a GPU (or not) and serves `sessions` at once."""
+
+    folder: Path
+    sessions: int
+    uses_gpu: bool = True
+    settings: SimpleNamespace = field(default_factory=lambda: SimpleNamespace(max_text_chars=500))
+    runs: FakeRunService = field(default_factory=FakeRunService)
+
+    def __post_init__(self) -> None:
         self.engines = SimpleNamespace(
             preferred=lambda: "neural",
             get=lambda key: SimpleNamespace(uses_gpu=self.uses_gpu),
@@ -67,17 +87,6 @@ class FakeStudio:
 
     def recorded_speaker(self, voice_key: str | None) -> object:
         return ("recording of", voice_key)
-
-    def start_run(self, path, text, voice_key, engine_key, speaker=None) -> FakeRun:
-        run = FakeRun(self, Path(path), speaker)
-        with self.started:
-            self.runs[Path(path).stem] = run
-            self.started.notify_all()
-        return run
-
-    def wait_for_runs(self, count: int) -> None:
-        with self.started:
-            assert self.started.wait_for(lambda: len(self.runs) >= count, timeout=10)
 
 
 def reports(tmp_path: Path) -> list[Report]:
@@ -91,19 +100,19 @@ def test_on_a_gpu_usable_photos_speak_together_up_to_the_engines_sessions_each_o
     first = []
     reader = threading.Thread(target=lambda: first.append(next(outcomes)))
     reader.start()
-    studio.wait_for_runs(3)
-    assert set(studio.runs) == {"best", "second", "third"}  # three at once; the fourth waits for a place
-    studio.runs["third"].finish.set()
+    studio.runs.wait_for_runs(3)
+    assert set(studio.runs.started_runs) == {"best", "second", "third"}  # three at once; the fourth waits for a place
+    studio.runs.started_runs["third"].finish.set()
     reader.join(10)
     assert [o.video.name for o in first] == ["04-third.mp4"]  # ranks count the unusable photo too
-    studio.wait_for_runs(4)
-    for run in studio.runs.values():
+    studio.runs.wait_for_runs(4)
+    for run in studio.runs.started_runs.values():
         run.finish.set()
     rest = list(outcomes)
     assert sorted(o.video.name for o in rest) == ["01-best.mp4", "02-second.mp4", "05-fourth.mp4"]
     assert all(isinstance(o, TrialVideo) for o in first + rest)
-    assert studio.most_at_once == 3
-    assert {run.speaker for run in studio.runs.values()} == {("recording of", "offline:joe")}
+    assert studio.runs.most_at_once == 3
+    assert {run.speaker for run in studio.runs.started_runs.values()} == {("recording of", "offline:joe")}
 
 
 def test_stopping_a_trial_stops_the_photos_speaking_and_starts_no_more(tmp_path):
@@ -111,13 +120,14 @@ def test_stopping_a_trial_stops_the_photos_speaking_and_starts_no_more(tmp_path)
     outcomes = speak_all(studio, reports(tmp_path), "Hello there.", None, None, tmp_path / "videos")
     reader = threading.Thread(target=lambda: next(outcomes))
     reader.start()
-    studio.wait_for_runs(2)
-    studio.runs["best"].finish.set()
+    studio.runs.wait_for_runs(2)
+    studio.runs.started_runs["best"].finish.set()
     reader.join(10)
-    studio.wait_for_runs(3)
+    studio.runs.wait_for_runs(3)
     outcomes.close()
-    assert studio.runs["second"].cancelled.is_set() and studio.runs["third"].cancelled.is_set()
-    assert "fourth" not in studio.runs and studio.running == 0
+    started = studio.runs.started_runs
+    assert started["second"].cancelled.is_set() and started["third"].cancelled.is_set()
+    assert "fourth" not in studio.runs.started_runs and studio.runs.running == 0
 
 
 def test_on_a_cpu_photos_speak_one_after_another_best_first(tmp_path):
@@ -126,10 +136,10 @@ def test_on_a_cpu_photos_speak_one_after_another_best_first(tmp_path):
     finisher = threading.Thread(target=lambda: [run.finish.set() for run in iter_runs(studio)], daemon=True)
     finisher.start()
     assert [o.video.name for o in outcomes] == ["01-best.mp4", "02-second.mp4", "04-third.mp4", "05-fourth.mp4"]
-    assert studio.most_at_once == 1
+    assert studio.runs.most_at_once == 1
 
 
 def iter_runs(studio: FakeStudio):
     for count in range(1, 5):
-        studio.wait_for_runs(count)
-        yield list(studio.runs.values())[count - 1]
+        studio.runs.wait_for_runs(count)
+        yield list(studio.runs.started_runs.values())[count - 1]

@@ -1,14 +1,16 @@
-"""One run: text -> speech -> frames -> segments, as a pipeline of threads with bounded queues.
+"""One run: speech -> frames -> segments, as a pipeline of threads with bounded queues.
 
-Sentence 2 is synthesised while sentence 1's frames are drawn, and frames are encoded the
+The next piece of speech is made while the last one's frames are drawn, and frames are encoded the
 moment they exist, through the run's one sink (the live stream, or else MP4 segments:
 `avatar/sinks/`), so the first picture comes long before the last word is spoken. The first
 segment is short, so that it is ready sooner; the rest are longer, so that the player has
 fewer joins. Encoding has its own thread: neither the engine nor a slow page waits for it.
 The threads are `avatar/stages.py`'s. The run owns a temporary folder that is removed when
-it ends, fails or is cancelled.
+it ends, fails or is cancelled. Where the speech comes from (typed text and a voice, or a
+recording) is the run's `SpeechSource`; whether it waits in line and on which engine is the run
+service's (`avatar/runs/service.py`).
 
-Every sentence's words, with the times the voice gave them, are put on the run's timeline
+Every piece's words, with the times the voice or the aligner gave them, are put on the run's timeline
 where its audio is joined, so the captions (`avatar/captions.py`) are the video's. The page
 gets them before the frames they go with: the encoder hands them on before it encodes.
 """
@@ -37,32 +39,15 @@ from avatar.media import AUDIO_RATE
 from avatar.sinks.base import Sink
 from avatar.sinks.live import LiveSink
 from avatar.sinks.segments import SegmentSink
-from avatar.speech.text import split_sentences
+from avatar.speech.sources import SpeechSource
 from avatar.speech.utterance import Utterance, Word
-from avatar.speech.voices import Speaker
 from avatar.stages import RunCancelled, Stages
 
-__all__ = ["CaptionsReady", "Run", "RunCancelled", "RunFinished", "RunStats", "SegmentReady", "quick_start"]
+__all__ = ["CaptionsReady", "Run", "RunCancelled", "RunFinished", "RunStats", "SegmentReady"]
 
 # Sentences spoken ahead of the engine; chunks of frames drawn ahead of the encoder.
 SPEECH_AHEAD = 4
 FRAMES_AHEAD = 16
-# A first sentence longer than this is spoken in two parts, split at its first comma, so that
-# its opening clause (synthesised in about half the time) reaches the engine sooner.
-QUICK_START_CHARS = 24
-
-
-def quick_start(sentences: list[str]) -> list[str]:
-    """The sentences with the first one cut after its first comma, when that leaves two real parts."""
-    if not sentences or len(sentences[0]) <= QUICK_START_CHARS:
-        return sentences
-    first = sentences[0]
-    cut = min((first.find(mark) for mark in (", ", "; ", ": ") if first.find(mark) >= 8), default=-1)
-    if cut < 0 or len(first) - cut < 8:
-        return sentences
-    return [first[: cut + 1], first[cut + 2 :], *sentences[1:]]
-
-
 @dataclass
 class RunStats:
     """What the status line reports: who made it and how fast."""
@@ -141,7 +126,7 @@ class _Timeline:
 
 
 class Run:
-    """A face speaking a text with one voice and one engine; iterate `events()` to drive it.
+    """A face saying one piece of speech through one engine; iterate `events()` to drive it.
 
     Frames go to one sink, chosen here: the live stream when the page plays one, else MP4 segments.
     """
@@ -149,8 +134,7 @@ class Run:
     def __init__(
         self,
         face: Face,
-        text: str,
-        speaker: Speaker,
+        speech: SpeechSource,
         engine: Engine,
         work_dir: Path,
         segment_seconds: float = 1.0,
@@ -158,8 +142,7 @@ class Run:
         live: Broadcast | None = None,
     ) -> None:
         self.face = face
-        self.sentences = quick_start(split_sentences(text))
-        self.speaker = speaker
+        self.speech = speech
         self.engine = engine
         self.segment_frames = max(1, round(segment_seconds * FPS))
         self.first_segment_frames = max(1, min(round(first_segment_seconds * FPS), self.segment_frames))
@@ -167,7 +150,7 @@ class Run:
         work_dir.mkdir(parents=True, exist_ok=True)
         self.folder = Path(tempfile.mkdtemp(prefix="run-", dir=work_dir))
         self.sink: Sink = LiveSink(live) if live is not None else SegmentSink(self.folder)
-        self.stats = RunStats(engine=f"{engine.info.label} ({engine.info.device})", voice=speaker.option.label)
+        self.stats = RunStats(engine=f"{engine.info.label} ({engine.info.device})", voice=speech.label)
         self._cancel = threading.Event()
         self._timeline = _Timeline()
         self._started = 0.0
@@ -192,17 +175,16 @@ class Run:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _speech(self) -> Generator[Utterance, None, None]:
-        """The speech stage: each sentence spoken, kept at full quality for the video, handed to the engine (whose
-        session takes it to 16 kHz)."""
-        for sentence in self.sentences:
-            utterance = self.speaker.speak(sentence)
+        """The speech stage: each piece made, kept at full quality for the video, handed to the engine (which
+        takes it to 16 kHz)."""
+        for utterance in self.speech.utterances():
             self._timeline.append(utterance.resampled(AUDIO_RATE))
             if not self.stats.speech_ready:
                 self.stats.speech_ready = time.perf_counter() - self._started
             yield utterance
 
     def _frames(self, utterances: Iterable[Utterance]) -> Generator[np.ndarray, None, None]:
-        """The engine stage: frames of each sentence as soon as it is spoken."""
+        """The engine stage: frames of each piece of speech as soon as it is made."""
         yield from animate(self.engine, self.face, utterances)
 
     def words(self) -> tuple[Word, ...]:
@@ -239,7 +221,7 @@ class Run:
         self.stats.frames = written
         self.stats.audio_seconds = len(audio) / AUDIO_RATE
         self.stats.total = time.perf_counter() - self._started
-        self.stats.notice = " ".join(part for part in (self.stats.notice, self.speaker.notice) if part)
+        self.stats.notice = " ".join(part for part in (self.stats.notice, self.speech.notice) if part)
         yield RunFinished(video, self.stats, cues, subtitles)
 
     def _segment_length(self, index: int) -> int:
