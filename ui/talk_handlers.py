@@ -17,14 +17,29 @@ from avatar.captions import Cue, as_json
 from avatar.engines.spec import Progress
 from avatar.live_stream import MIME_TYPE
 from avatar.runs.run import CaptionsReady, Run
-from avatar.runs.service import Finished, Progressed, RunEvent, RunRequest, Started, Stopped, TypedText, Waiting
+from avatar.runs.service import (
+    Finished,
+    Progressed,
+    RecordedAudio,
+    RunEvent,
+    RunRequest,
+    SpeechRequest,
+    Started,
+    Stopped,
+    TypedText,
+    Waiting,
+)
 from avatar.sharing import Share
 from avatar.speech.voices import VoiceCatalogue
 from avatar.studio import Studio
 from ui.refusals import VISITOR_PROBLEMS, plain_message, until_refused
-from ui.views import KEEP, Keep, Shown
+from ui.views import KEEP, Keep, Relabelled, Shown
 
-STOPPED = "Stopped. Your photo and text are still here: press Generate to try again."
+STOPPED = "Stopped. Your photo, text and recording are still here: press Generate to try again."
+# Where the speech comes from: (what the page says, what the API takes).
+TYPED, RECORDED = "text", "recording"
+SPEECH_CHOICES = [("Type text", TYPED), ("Use a recording", RECORDED)]
+TEXT_LABELS = {TYPED: "Text to speak", RECORDED: "Words of the recording (optional: they become its captions)"}
 NOTHING_TO_SHARE = "Nothing to share yet: press Generate, and share the video once it is finished."
 
 
@@ -38,6 +53,15 @@ class TalkView:
     captions: str | Keep = KEEP  # the captions so far, for ui/captions.js to show under the video
     status: str | Keep = KEEP
     shared: Share | None | Keep = KEEP  # the finished video, kept for a link to pass on
+
+
+@dataclass(frozen=True)
+class SpeechInputs:
+    """The inputs that fit where the speech comes from: the text box's label, the recording box and the voice menu."""
+
+    text_label: Relabelled
+    recording: Shown
+    voice: Shown
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,21 @@ def caption_track(cues: tuple[Cue, ...]) -> str:
     )
 
 
+def speech_inputs(speech_from: str | None) -> SpeechInputs:
+    """Typed text needs a voice; a recording needs the recording box, and its words (optional) make captions."""
+    recorded = speech_from == RECORDED
+    return SpeechInputs(Relabelled(TEXT_LABELS[RECORDED if recorded else TYPED]), Shown(recorded), Shown(not recorded))
+
+
+def speech_request(
+    speech_from: str | None, words: str | None, voice_key: str | None, recording: str | None
+) -> SpeechRequest:
+    """What the visitor chose to be spoken: typed text (the default, as before recordings) or their recording."""
+    if speech_from == RECORDED:
+        return RecordedAudio(recording, words)
+    return TypedText(words, voice_key)
+
+
 def preview_face(studio: Studio, photo_path: str | None) -> FacePreview:
     """The crop and a note for the page; a photo the app cannot use gets the reason instead."""
     if not photo_path:
@@ -98,12 +137,14 @@ def talk(
     voice_key: str | None,
     engine_key: str | None,
     progress: Progress | None = None,
+    speech_from: str | None = TYPED,
+    recording: str | None = None,
 ) -> Iterator[TalkView]:
     """Wait for a free slot (telling the visitor their place in line), then run, one view per step.
 
     A problem the visitor can fix ends the run with its sentence, and no video.
     """
-    request = RunRequest(photo_path, TypedText(words, voice_key), engine_key)
+    request = RunRequest(photo_path, speech_request(speech_from, words, voice_key, recording), engine_key)
     return until_refused(_views(studio.runs.serve(request, progress=progress)), _refused)
 
 

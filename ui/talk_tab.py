@@ -18,7 +18,7 @@ from avatar.studio import Studio
 from ui import talk_handlers
 from ui.photo_input import photo_input
 from ui.share_page import page_url
-from ui.talk_handlers import FacePreview, ShareView, TalkView
+from ui.talk_handlers import FacePreview, ShareView, SpeechInputs, TalkView
 from ui.views import outputs, updates
 
 SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js", "layout.js", "captions.js")]
@@ -71,8 +71,16 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 crop = gr.Image(show_label=False, interactive=False, height=260, elem_id="crop")
             face_note = gr.Markdown(elem_id="face-note")
         with gr.Column(scale=1, elem_id="talk-words"):
+            speech_from = gr.Radio(
+                talk_handlers.SPEECH_CHOICES, value=talk_handlers.TYPED, label="Speech", elem_id="speech-from"
+            )
+            recording = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", visible=False, elem_id="recording",
+                label=f"Your recording: a sound file, or record with the microphone (up to "
+                f"{studio.settings.max_recording_seconds:.0f} s)",
+            )
             text = gr.Textbox(
-                label="Text to speak", value=EXAMPLE_SENTENCES[0], lines=3,
+                label=talk_handlers.TEXT_LABELS[talk_handlers.TYPED], value=EXAMPLE_SENTENCES[0], lines=3,
                 max_length=studio.settings.max_text_chars, elem_id="text",
             )
             gr.Examples(EXAMPLE_SENTENCES, inputs=text, label="Example sentences", elem_id="examples")
@@ -104,6 +112,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
             )
 
     face_outputs = outputs(FacePreview, crop=crop, note=face_note)
+    speech_outputs = outputs(SpeechInputs, text_label=text, recording=recording, voice=voice)
     run_outputs = outputs(
         TalkView, run=run_state, video=video, download=download, captions=captions, status=status, shared=shared_state
     )
@@ -115,13 +124,18 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     def preview_face(photo_path: str | None) -> tuple:
         return updates(talk_handlers.preview_face(studio, photo_path))
 
+    def speech_switched(choice: str) -> tuple:
+        return updates(talk_handlers.speech_inputs(choice))
+
     def run(
-        photo_path: str | None, words: str, voice_key: str, engine_key: str, progress=gr.Progress()
+        photo_path: str | None, words: str, voice_key: str, engine_key: str, speech_choice: str = talk_handlers.TYPED,
+        recorded: str | None = None, progress=gr.Progress(),
     ) -> Iterator[tuple]:
         def report(share: float, what: str) -> None:
             progress(share, desc=what)
 
-        for view in talk_handlers.talk(studio, photo_path, words, voice_key, engine_key, report):
+        views = talk_handlers.talk(studio, photo_path, words, voice_key, engine_key, report, speech_choice, recorded)
+        for view in views:
             yield updates(view)
 
     def stop_run(current: Run | None) -> tuple:
@@ -139,7 +153,10 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     gallery.select(pick_sample, None, photo, api_visibility="private")
     photo.change(preview_face, photo, face_outputs, api_name="preview_face")
     page.load(preview_face, photo, face_outputs, api_visibility="private")
-    generation = generate.click(run, [photo, text, voice, engine], run_outputs, api_name="run", concurrency_limit=None)
+    speech_from.change(speech_switched, speech_from, speech_outputs, api_visibility="private")
+    generation = generate.click(
+        run, [photo, text, voice, engine, speech_from, recording], run_outputs, api_name="run", concurrency_limit=None
+    )
     stop.click(stop_run, run_state, run_outputs, api_name="stop_run", cancels=[generation])
     shared_state.change(shareable, shared_state, share_outputs, api_visibility="private")
     share_button.click(share_video, shared_state, link, api_name="share_video").then(

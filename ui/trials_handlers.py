@@ -115,6 +115,7 @@ def run_trial(
     old: Trial | None,
     speak: bool,
     page_url: Callable[[Share], str] = lambda share: share.path,
+    recording: str | None = None,
 ) -> Iterator[TrialView]:
     """Check and rank the photos and, if `speak`, let every usable one say the sentence, then export.
 
@@ -122,7 +123,8 @@ def run_trial(
     The previous trial is removed only once the new photos are in hand, so a refused upload leaves
     it as it was; a problem the visitor can fix ends the trial with its sentence.
     """
-    return until_refused(_steps(studio, old, given, words, voice_key, engine_key, speak, page_url), _refused)
+    steps = _steps(studio, old, given, words, voice_key, engine_key, speak, page_url, recording)
+    return until_refused(steps, _refused)
 
 
 def stop() -> TrialView:
@@ -156,7 +158,7 @@ def _review_link(studio: Studio, bundle: Path, page_url: Callable[[Share], str])
 
 def _steps(
     studio: Studio, old: Trial | None, given: list[str] | None, words: str | None, voice_key: str | None,
-    engine_key: str | None, speak: bool, page_url: Callable[[Share], str],
+    engine_key: str | None, speak: bool, page_url: Callable[[Share], str], recording: str | None,
 ) -> Iterator[TrialView]:
     trial = Trial.create(studio.settings.work_dir / "trials")
     checking = trial.check(given or [], studio)
@@ -180,7 +182,7 @@ def _steps(
     if not speak or not usable:
         return
     spoken = 0
-    for outcome in trial.speak(studio, words or "", voice_key, engine_key):
+    for outcome in trial.speak(studio, words or "", voice_key, engine_key, recording):
         if isinstance(outcome, TrialWaiting):
             yield TrialView(status=f"{outcome.report.name}: {waiting(outcome.number)} {notes}")
             continue

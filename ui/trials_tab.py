@@ -48,6 +48,10 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
                 max_length=studio.settings.max_text_chars,
                 elem_id="trial-text",
             )
+            recording = gr.Audio(
+                sources=["upload", "microphone"], type="filepath", elem_id="trial-recording",
+                label="Or a recording every photo says (the sentence, if any, becomes its captions)",
+            )
             with gr.Row():
                 voice = gr.Dropdown(voice_choices, value=studio.voices.default().key, label="Voice")
                 engine = gr.Dropdown(engine_choices, value=studio.engines.preferred(), label="Engine")
@@ -97,10 +101,12 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
             yield updates(view)
 
     def check_and_speak(
-        given, words, voice_key, engine_key, old: Trial | None, request: gr.Request
+        given, words, voice_key, engine_key, old: Trial | None, recorded: str | None = None,
+        request: gr.Request = None,
     ) -> Iterator[tuple]:
         link = partial(page_url, request)
-        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, True, link):
+        views = trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, True, link, recorded)
+        for view in views:
             yield updates(view)
 
     def stop_trial() -> tuple:
@@ -117,7 +123,7 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
         check_photos, inputs, trial_outputs, api_name="check_photos", concurrency_limit=2, concurrency_id="trials"
     )
     running = start.click(
-        check_and_speak, inputs, trial_outputs, api_name="check_and_speak",
+        check_and_speak, [*inputs, recording], trial_outputs, api_name="check_and_speak",
         concurrency_limit=1, concurrency_id="trials-speak",
     )
     # Private: the stop reaches a trial only through the page's own cancel, which API callers do not send.

@@ -29,6 +29,13 @@ class Shown:
     visible: bool
 
 
+@dataclass(frozen=True)
+class Relabelled:
+    """A component given a new label, its value left as it is (a box whose meaning follows another choice)."""
+
+    label: str
+
+
 def updates(view: Any) -> tuple:
     """The view's fields, in their order, as the outputs of a Gradio event."""
     return tuple(_update(getattr(view, field.name)) for field in fields(view))
@@ -47,4 +54,6 @@ def _update(value: object) -> object:
         return gr.skip()
     if isinstance(value, Shown):
         return gr.update(visible=value.visible)
+    if isinstance(value, Relabelled):
+        return gr.update(label=value.label)
     return value

@@ -25,6 +25,7 @@ from avatar.live_stream import LiveStreams
 from avatar.runs import status
 from avatar.runs.run import CaptionsReady, Run, RunCancelled, RunFinished, RunStats, SegmentReady
 from avatar.sharing import Share, ShareRegistry
+from avatar.speech.recording import RecordedSpeech, load_recording
 from avatar.speech.sources import SpeechSource, TypedSpeech
 from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import Speaker, VoiceCatalogue
@@ -43,11 +44,22 @@ class TypedText:
 
 
 @dataclass(frozen=True)
+class RecordedAudio:
+    """Speech from the visitor's own recording (any audio or video file); `words`, if typed, become its captions."""
+
+    path: str | Path | None
+    words: str | None = None
+
+
+SpeechRequest = TypedText | RecordedAudio
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What a visitor asked for: a photo, where the speech comes from, and an engine (None: the preselected one)."""
 
     photo: str | Path | None
-    speech: TypedText
+    speech: SpeechRequest
     engine_key: str | None = None
 
 
@@ -160,11 +172,25 @@ class RunService:
         run.stats.notice = " ".join(part for part in (*notices, fallback_notice) if part)
         return run
 
-    def _speech(self, asked: TypedText) -> tuple[SpeechSource, list[str]]:
+    def check_speech(self, asked: SpeechRequest) -> None:
+        """Refuse speech that no run could use (bad text, a file that is no recording) before anything waits."""
+        self._speech(asked)
+
+    def _speech(self, asked: SpeechRequest) -> tuple[SpeechSource, list[str]]:
+        """The run's speech source, checked before the run starts, and what to tell the visitor about it."""
+        if isinstance(asked, RecordedAudio):
+            return self._recording(asked), []
         cleaned = check_text(asked.text, self.settings.max_text_chars)
         speaker = asked.speaker or Speaker(self.voices.find(asked.voice_key), self.settings.edge_tts_timeout)
         speaker.check_language(cleaned)
         return TypedSpeech(cleaned, speaker), [markup_notice(asked.text or "")]
+
+    def _recording(self, asked: RecordedAudio) -> RecordedSpeech:
+        if not asked.path:
+            raise UserFacingError("Please record something with the microphone or choose a sound file first.")
+        recording = load_recording(asked.path, self.settings.max_recording_seconds, self.settings.max_recording_bytes)
+        typed = (asked.words or "").strip()
+        return RecordedSpeech(recording, check_text(typed, self.settings.max_text_chars) if typed else "")
 
     def _engine(self, engine_key: str | None, progress: Progress | None) -> tuple[Engine, str]:
         try:

@@ -25,6 +25,7 @@ import numpy as np
 from avatar.errors import UserFacingError
 from avatar.media import AUDIO_RATE, ffmpeg_exe
 from avatar.speech.aligner import Aligner
+from avatar.speech.sources import SpeechSource
 from avatar.speech.text import latin_share
 from avatar.speech.utterance import Utterance, Word
 
@@ -367,10 +368,9 @@ def _between_words(words: tuple[Word, ...], earliest: float) -> tuple[int, float
     return count, cut
 
 
-class RecordedSpeech:
+class RecordedSpeech(SpeechSource):
     """A recording as a run's speech: pieces cut between words, each with the typed words said in it, timed.
 
-    The shape of a run's `SpeechSource` (`text`, `label`, `summary`, `notice`, `utterances()`).
     Without typed words (or with words not in English, the one language the aligner knows) there are
     no captions, and `notice` says why. Each piece is aligned only when the run asks for it.
     """

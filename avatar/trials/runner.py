@@ -21,7 +21,16 @@ from avatar.engines.base import EngineUnavailable
 from avatar.errors import UserFacingError
 from avatar.judging.inspection import PhotoReport
 from avatar.runs.run import Run, RunStats
-from avatar.runs.service import Finished, KeepIn, RunRequest, Started, TypedText, Waiting
+from avatar.runs.service import (
+    Finished,
+    KeepIn,
+    RecordedAudio,
+    RunRequest,
+    SpeechRequest,
+    Started,
+    TypedText,
+    Waiting,
+)
 from avatar.speech.text import check_text
 from avatar.studio import Studio
 
@@ -108,22 +117,33 @@ TrialOutcome = TrialVideo | TrialWaiting | TrialFailure
 
 
 def speak_all(
-    studio: Studio, reports: list[PhotoReport], text: str, voice_key: str | None, engine_key: str | None, folder: Path
+    studio: Studio,
+    reports: list[PhotoReport],
+    text: str,
+    voice_key: str | None,
+    engine_key: str | None,
+    folder: Path,
+    recording: str | Path | None = None,
 ) -> Iterator[TrialOutcome]:
     """Run each usable photo, best first (several at once on a GPU), yielding each video as soon as it is done.
 
-    The text is checked once up front, so a bad text is one clear error rather than one per photo,
-    and spoken once: every photo says the very same recording, so the videos compare frame for frame.
-    A photo waiting in line is reported with its number. However the trial ends (the visitor stops
-    it, or a run fails), no photo goes on speaking.
+    The speech (the text, or the visitor's `recording` with the text as its captions) is checked once
+    up front, so a bad one is one clear error rather than one per photo, and every photo says the very
+    same audio (the voice speaks once), so the videos compare frame for frame. A photo waiting in line
+    is reported with its number. However the trial ends (the visitor stops it, or a run fails), no
+    photo goes on speaking.
     """
-    check_text(text, studio.settings.max_text_chars)
+    speech: SpeechRequest
+    if recording:
+        speech = RecordedAudio(recording, text)
+        studio.runs.check_speech(speech)
+    else:
+        check_text(text, studio.settings.max_text_chars)
+        speech = TypedText(text, voice_key, studio.recorded_speaker(voice_key))
     folder.mkdir(parents=True, exist_ok=True)
-    speaker = studio.recorded_speaker(voice_key)
     runs = TrialRuns()
     usable = [(rank, report) for rank, report in enumerate(reports, start=1) if report.usable]
     outcomes: queue.Queue[TrialOutcome | None] = queue.Queue()
-    speech = TypedText(text, voice_key, speaker)
 
     def speak(rank: int, report: PhotoReport) -> None:
         try:
@@ -149,7 +169,7 @@ def speak_one(
     studio: Studio,
     rank: int,
     report: PhotoReport,
-    speech: TypedText,
+    speech: SpeechRequest,
     engine_key: str | None,
     folder: Path,
     runs: TrialRuns,

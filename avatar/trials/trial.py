@@ -48,11 +48,18 @@ class Trial:
         self.reports = rank(self.reports)
 
     def speak(
-        self, studio: Studio, text: str, voice_key: str | None, engine_key: str | None
+        self,
+        studio: Studio,
+        text: str,
+        voice_key: str | None,
+        engine_key: str | None,
+        recording: str | Path | None = None,
     ) -> Iterator[TrialOutcome]:
-        """Every usable photo says `text`, best first; each outcome (and each wait in line) as soon as it is known."""
+        """Every usable photo says `text` (or the `recording`, with `text` as its captions), best first; each
+        outcome (and each wait in line) as soon as it is known."""
         self.sentence = text
-        for outcome in speak_all(studio, self.reports, text, voice_key, engine_key, self.folder / "videos"):
+        videos = self.folder / "videos"
+        for outcome in speak_all(studio, self.reports, text, voice_key, engine_key, videos, recording):
             if isinstance(outcome, TrialVideo):
                 self.videos[outcome.report.path] = outcome.video
                 self.captions[outcome.report.path] = outcome.captions
