@@ -16,6 +16,7 @@ from avatar.engines.base import EngineUnavailable
 from avatar.engines.registry import EngineRegistry
 from avatar.errors import UserFacingError
 from avatar.faces import Face, read_face
+from avatar.framing import Framing
 from avatar.housekeeping import RESULT_KEEP_SECONDS
 from avatar.images import PHOTO_SUFFIXES, load_photo
 from avatar.judging.inspection import inspect_photo, rank
@@ -54,23 +55,23 @@ class Studio:
                 self._samples = [report.path for report in rank([inspect_photo(p, self.settings) for p in found])]
             return list(self._samples)
 
-    def read_face(self, photo_path: str | Path | None) -> Face:
-        """The photo's face, cropped as the engine will see it, or a `UserFacingError`."""
+    def read_face(self, photo_path: str | Path | None, framing: Framing = Framing.WHOLE) -> Face:
+        """The photo's face, cropped as the engine will see it in `framing`, or a `UserFacingError`."""
         if not photo_path:
             raise UserFacingError("Please pick a sample face or upload a photo first.")
         photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
-        return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels)
+        return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels, framing)
 
     def recorded_speaker(self, voice_key: str | None) -> RecordedSpeaker:
         """A speaker whose every run repeats the same recording of each sentence (photo trials)."""
         return RecordedSpeaker(self.voices.find(voice_key), self.settings.edge_tts_timeout)
 
-    def preview_face(self, photo_path: str | Path | None) -> Face:
+    def preview_face(self, photo_path: str | Path | None, framing: Framing = Framing.WHOLE) -> Face:
         """The face for the page to show; the preselected engine starts preparing it meanwhile.
 
         By the time the user presses Generate, the per-face work is usually done.
         """
-        face = self.read_face(photo_path)
+        face = self.read_face(photo_path, framing)
         engine = self.engines.loaded(self.engines.preferred())
         if engine is not None:
             threading.Thread(target=engine.prepare, args=(face_crop(face),), name="prepare-face", daemon=True).start()

@@ -15,6 +15,8 @@ import numpy as np
 
 from avatar.captions import Cue, as_json
 from avatar.engines.spec import Progress
+from avatar.framing import Framing
+from avatar.framing import preview as framed_preview
 from avatar.live_stream import MIME_TYPE
 from avatar.runs.run import CaptionsReady, Run
 from avatar.runs.service import (
@@ -119,15 +121,16 @@ def speech_request(
     return TypedText(words, voice_key)
 
 
-def preview_face(studio: Studio, photo_path: str | None) -> FacePreview:
-    """The crop and a note for the page; a photo the app cannot use gets the reason instead."""
+def preview_face(studio: Studio, photo_path: str | None, framing: str | None = Framing.WHOLE) -> FacePreview:
+    """What the video will show in the chosen framing, and a note; a photo the app cannot use gets the reason."""
     if not photo_path:
         return FacePreview(None, "")
     try:
-        face = studio.preview_face(photo_path)
+        face = studio.preview_face(photo_path, Framing(framing or Framing.WHOLE))
     except VISITOR_PROBLEMS as error:
         return FacePreview(None, plain_message(error))
-    return FacePreview(face.crop, " ".join(face.notes) or "Face found: ready to speak.")
+    picture = framed_preview(face, studio.settings.max_video_side)
+    return FacePreview(picture, " ".join(face.notes) or "Face found: ready to speak.")
 
 
 def talk(
@@ -139,12 +142,14 @@ def talk(
     progress: Progress | None = None,
     speech_from: str | None = TYPED,
     recording: str | None = None,
+    framing: str | None = Framing.WHOLE,
 ) -> Iterator[TalkView]:
     """Wait for a free slot (telling the visitor their place in line), then run, one view per step.
 
     A problem the visitor can fix ends the run with its sentence, and no video.
     """
-    request = RunRequest(photo_path, speech_request(speech_from, words, voice_key, recording), engine_key)
+    speech = speech_request(speech_from, words, voice_key, recording)
+    request = RunRequest(photo_path, speech, engine_key, Framing(framing or Framing.WHOLE))
     return until_refused(_views(studio.runs.serve(request, progress=progress)), _refused)
 
 

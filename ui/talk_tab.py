@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from avatar.framing import Framing, framing_choices
 from avatar.runs.run import Run
 from avatar.sharing import Share
 from avatar.studio import Studio
@@ -67,7 +68,11 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
                 value=samples[0] if samples else None, label="Face: upload or take a photo",
                 sources=["upload", "webcam", "clipboard"], elem_id="photo", height=260,
             )
-            with gr.Accordion("The face as the engine sees it", elem_id="crop-fold"):  # folded on a phone
+            framing = gr.Radio(
+                framing_choices(), value=Framing.WHOLE.value, label="Framing", elem_id="framing",
+                info="Whole photo: the photo moves as you framed it. Face close-up: the square the engine animates.",
+            )
+            with gr.Accordion("What the video will show", elem_id="crop-fold"):  # folded on a phone
                 crop = gr.Image(show_label=False, interactive=False, height=260, elem_id="crop")
             face_note = gr.Markdown(elem_id="face-note")
         with gr.Column(scale=1, elem_id="talk-words"):
@@ -121,20 +126,22 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     def pick_sample(selection: gr.SelectData) -> str:
         return samples[selection.index]
 
-    def preview_face(photo_path: str | None) -> tuple:
-        return updates(talk_handlers.preview_face(studio, photo_path))
+    def preview_face(photo_path: str | None, chosen_framing: str = Framing.WHOLE.value) -> tuple:
+        return updates(talk_handlers.preview_face(studio, photo_path, chosen_framing))
 
     def speech_switched(choice: str) -> tuple:
         return updates(talk_handlers.speech_inputs(choice))
 
     def run(
         photo_path: str | None, words: str, voice_key: str, engine_key: str, speech_choice: str = talk_handlers.TYPED,
-        recorded: str | None = None, progress=gr.Progress(),
+        recorded: str | None = None, chosen_framing: str = Framing.WHOLE.value, progress=gr.Progress(),
     ) -> Iterator[tuple]:
         def report(share: float, what: str) -> None:
             progress(share, desc=what)
 
-        views = talk_handlers.talk(studio, photo_path, words, voice_key, engine_key, report, speech_choice, recorded)
+        views = talk_handlers.talk(
+            studio, photo_path, words, voice_key, engine_key, report, speech_choice, recorded, chosen_framing
+        )
         for view in views:
             yield updates(view)
 
@@ -151,11 +158,13 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
         return updates(talk_handlers.link_shown())
 
     gallery.select(pick_sample, None, photo, api_visibility="private")
-    photo.change(preview_face, photo, face_outputs, api_name="preview_face")
-    page.load(preview_face, photo, face_outputs, api_visibility="private")
+    photo.change(preview_face, [photo, framing], face_outputs, api_name="preview_face")
+    framing.change(preview_face, [photo, framing], face_outputs, api_visibility="private")
+    page.load(preview_face, [photo, framing], face_outputs, api_visibility="private")
     speech_from.change(speech_switched, speech_from, speech_outputs, api_visibility="private")
     generation = generate.click(
-        run, [photo, text, voice, engine, speech_from, recording], run_outputs, api_name="run", concurrency_limit=None
+        run, [photo, text, voice, engine, speech_from, recording, framing], run_outputs, api_name="run",
+        concurrency_limit=None,
     )
     stop.click(stop_run, run_state, run_outputs, api_name="stop_run", cancels=[generation])
     shared_state.change(shareable, shared_state, share_outputs, api_visibility="private")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 
+from avatar.framing import Framing
 from avatar.judging.inspection import PhotoReport
 from avatar.judging.verdict import Level
 from avatar.runs.status import waiting
@@ -116,6 +117,7 @@ def run_trial(
     speak: bool,
     page_url: Callable[[Share], str] = lambda share: share.path,
     recording: str | None = None,
+    framing: str | None = Framing.WHOLE,
 ) -> Iterator[TrialView]:
     """Check and rank the photos and, if `speak`, let every usable one say the sentence, then export.
 
@@ -123,7 +125,8 @@ def run_trial(
     The previous trial is removed only once the new photos are in hand, so a refused upload leaves
     it as it was; a problem the visitor can fix ends the trial with its sentence.
     """
-    steps = _steps(studio, old, given, words, voice_key, engine_key, speak, page_url, recording)
+    framed = Framing(framing or Framing.WHOLE)
+    steps = _steps(studio, old, given, words, voice_key, engine_key, speak, page_url, recording, framed)
     return until_refused(steps, _refused)
 
 
@@ -158,9 +161,9 @@ def _review_link(studio: Studio, bundle: Path, page_url: Callable[[Share], str])
 
 def _steps(
     studio: Studio, old: Trial | None, given: list[str] | None, words: str | None, voice_key: str | None,
-    engine_key: str | None, speak: bool, page_url: Callable[[Share], str], recording: str | None,
+    engine_key: str | None, speak: bool, page_url: Callable[[Share], str], recording: str | None, framing: Framing,
 ) -> Iterator[TrialView]:
-    trial = Trial.create(studio.settings.work_dir / "trials")
+    trial = Trial.create(studio.settings.work_dir / "trials", framing)
     checking = trial.check(given or [], studio)
     try:
         first = next(checking, None)  # the photos are gathered here: none, or a broken zip, is refused

@@ -11,6 +11,7 @@ from functools import partial
 
 import gradio as gr
 
+from avatar.framing import Framing, framing_choices
 from avatar.studio import Studio
 from avatar.trials.trial import Trial
 from avatar.trials.uploads import MAX_PHOTOS
@@ -51,6 +52,10 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
             recording = gr.Audio(
                 sources=["upload", "microphone"], type="filepath", elem_id="trial-recording",
                 label="Or a recording every photo says (the sentence, if any, becomes its captions)",
+            )
+            framing = gr.Radio(
+                framing_choices(), value=Framing.WHOLE.value, label="Framing", elem_id="trial-framing",
+                info="Each photo is judged by what this framing shows.",
             )
             with gr.Row():
                 voice = gr.Dropdown(voice_choices, value=studio.voices.default().key, label="Voice")
@@ -96,16 +101,23 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return chosen.photo, chosen.text, chosen.voice, gr.Tabs(selected="talk")
 
-    def check_photos(given, words, voice_key, engine_key, old: Trial | None) -> Iterator[tuple]:
-        for view in trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, speak=False):
+    def check_photos(
+        given, words, voice_key, engine_key, old: Trial | None, chosen_framing: str = Framing.WHOLE.value
+    ) -> Iterator[tuple]:
+        views = trials_handlers.run_trial(
+            studio, given, words, voice_key, engine_key, old, speak=False, framing=chosen_framing
+        )
+        for view in views:
             yield updates(view)
 
     def check_and_speak(
         given, words, voice_key, engine_key, old: Trial | None, recorded: str | None = None,
-        request: gr.Request = None,
+        chosen_framing: str = Framing.WHOLE.value, request: gr.Request = None,
     ) -> Iterator[tuple]:
         link = partial(page_url, request)
-        views = trials_handlers.run_trial(studio, given, words, voice_key, engine_key, old, True, link, recorded)
+        views = trials_handlers.run_trial(
+            studio, given, words, voice_key, engine_key, old, True, link, recorded, chosen_framing
+        )
         for view in views:
             yield updates(view)
 
@@ -120,10 +132,11 @@ def build_trials_tab(page: gr.Blocks, studio: Studio, talk: TalkTab, tabs: gr.Ta
 
     inputs = [files, text, voice, engine, trial_state]
     checking = check.click(
-        check_photos, inputs, trial_outputs, api_name="check_photos", concurrency_limit=2, concurrency_id="trials"
+        check_photos, [*inputs, framing], trial_outputs, api_name="check_photos", concurrency_limit=2,
+        concurrency_id="trials",
     )
     running = start.click(
-        check_and_speak, [*inputs, recording], trial_outputs, api_name="check_and_speak",
+        check_and_speak, [*inputs, recording, framing], trial_outputs, api_name="check_and_speak",
         concurrency_limit=1, concurrency_id="trials-speak",
     )
     # Private: the stop reaches a trial only through the page's own cancel, which API callers do not send.

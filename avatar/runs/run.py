@@ -34,6 +34,7 @@ from avatar.engines.animate import animate
 from avatar.engines.base import Engine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
+from avatar.framing import Compositor, compositor
 from avatar.live_stream import Broadcast
 from avatar.media import AUDIO_RATE
 from avatar.sinks.base import Sink
@@ -140,8 +141,10 @@ class Run:
         segment_seconds: float = 1.0,
         first_segment_seconds: float = 0.4,
         live: Broadcast | None = None,
+        max_video_side: int = 768,
     ) -> None:
         self.face = face
+        self.max_video_side = max_video_side
         self.speech = speech
         self.engine = engine
         self.segment_frames = max(1, round(segment_seconds * FPS))
@@ -184,8 +187,15 @@ class Run:
             yield utterance
 
     def _frames(self, utterances: Iterable[Utterance]) -> Generator[np.ndarray, None, None]:
-        """The engine stage: frames of each piece of speech as soon as it is made."""
-        yield from animate(self.engine, self.face, utterances)
+        """The engine stage: frames of each piece of speech as soon as it is made, in the face's framing.
+
+        The one place framing happens, after any engine drew its square (here, batched, on ZeroGPU or
+        on a replica): the whole photo gets the animated face put back; a close-up passes through.
+        """
+        framed: Compositor | None = None
+        for frames in animate(self.engine, self.face, utterances):
+            framed = framed or compositor(self.face, frames.shape[1], self.max_video_side)
+            yield framed.compose(frames)
 
     def words(self) -> tuple[Word, ...]:
         """Every word spoken so far, on the run's timeline (seconds from the video's start)."""

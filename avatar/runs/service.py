@@ -21,6 +21,7 @@ from avatar.engines.registry import EngineRegistry
 from avatar.engines.spec import Progress
 from avatar.errors import UserFacingError
 from avatar.faces import Face
+from avatar.framing import Framing
 from avatar.live_stream import LiveStreams
 from avatar.runs import status
 from avatar.runs.run import CaptionsReady, Run, RunCancelled, RunFinished, RunStats, SegmentReady
@@ -61,6 +62,7 @@ class RunRequest:
     photo: str | Path | None
     speech: SpeechRequest
     engine_key: str | None = None
+    framing: Framing = Framing.WHOLE
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ class RunService:
         line: WaitingLine,
         live_streams: LiveStreams,
         shares: ShareRegistry,
-        read_face: Callable[[str | Path | None], Face],
+        read_face: Callable[[str | Path | None, Framing], Face],
     ) -> None:
         self.settings = settings
         self.engines = engines
@@ -162,12 +164,12 @@ class RunService:
         embedded animator, and the run's status says why.
         """
         speech, notices = self._speech(request.speech)
-        face = self.read_face(request.photo)
+        face = self.read_face(request.photo, Framing(request.framing))
         engine, fallback_notice = self._engine(request.engine_key, progress)
         live = self.live_streams.open() if self.settings.live_player else None
         run = Run(
             face, speech, engine, self.settings.work_dir,
-            self.settings.segment_seconds, self.settings.first_segment_seconds, live,
+            self.settings.segment_seconds, self.settings.first_segment_seconds, live, self.settings.max_video_side,
         )
         run.stats.notice = " ".join(part for part in (*notices, fallback_notice) if part)
         return run

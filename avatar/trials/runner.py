@@ -19,6 +19,7 @@ from pathlib import Path
 from avatar.captions import Cue
 from avatar.engines.base import EngineUnavailable
 from avatar.errors import UserFacingError
+from avatar.framing import Framing
 from avatar.judging.inspection import PhotoReport
 from avatar.runs.run import Run, RunStats
 from avatar.runs.service import (
@@ -124,6 +125,7 @@ def speak_all(
     engine_key: str | None,
     folder: Path,
     recording: str | Path | None = None,
+    framing: Framing = Framing.WHOLE,
 ) -> Iterator[TrialOutcome]:
     """Run each usable photo, best first (several at once on a GPU), yielding each video as soon as it is done.
 
@@ -146,8 +148,9 @@ def speak_all(
     outcomes: queue.Queue[TrialOutcome | None] = queue.Queue()
 
     def speak(rank: int, report: PhotoReport) -> None:
+        request = RunRequest(report.path, speech, engine_key, framing)
         try:
-            for outcome in speak_one(studio, rank, report, speech, engine_key, folder, runs):
+            for outcome in speak_one(studio, rank, report, request, folder, runs):
                 outcomes.put(outcome)
         finally:
             outcomes.put(None)
@@ -166,19 +169,12 @@ def speak_all(
 
 
 def speak_one(
-    studio: Studio,
-    rank: int,
-    report: PhotoReport,
-    speech: SpeechRequest,
-    engine_key: str | None,
-    folder: Path,
-    runs: TrialRuns,
+    studio: Studio, rank: int, report: PhotoReport, request: RunRequest, folder: Path, runs: TrialRuns
 ) -> Iterator[TrialOutcome]:
-    """One photo's run, waiting its turn in line, its video and captions file kept in `folder`.
+    """One photo's `request`, waiting its turn in line, its video and captions file kept in `folder`.
 
     Ends with nothing if the trial stopped before the end.
     """
-    request = RunRequest(report.path, speech, engine_key)
     try:
         for event in studio.runs.serve(request, keep_in=KeepIn(folder, video_name(rank, report))):
             if isinstance(event, Waiting):

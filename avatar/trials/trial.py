@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatar.captions import Cue
+from avatar.framing import Framing
 from avatar.judging.inspection import PhotoReport, inspect_photo, rank
 from avatar.studio import Studio
 from avatar.trials.bundle import GRID_NAME, Entry, grid_video, write_bundle
@@ -25,6 +26,7 @@ class Trial:
     """The photos of one trial, their reports (best first once ranked), videos and exports, in one folder."""
 
     folder: Path
+    framing: Framing = Framing.WHOLE
     sentence: str = ""
     notes: list[str] = field(default_factory=list)
     reports: list[PhotoReport] = field(default_factory=list)
@@ -33,16 +35,17 @@ class Trial:
     failures: dict[Path, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, work_dir: Path) -> Trial:
+    def create(cls, work_dir: Path, framing: Framing = Framing.WHOLE) -> Trial:
+        """A new trial judged and spoken in `framing`: a photo's verdict counts what that framing shows."""
         work_dir.mkdir(parents=True, exist_ok=True)
-        return cls(Path(tempfile.mkdtemp(prefix="trial-", dir=work_dir)))
+        return cls(Path(tempfile.mkdtemp(prefix="trial-", dir=work_dir)), framing)
 
     def check(self, given: list[str | Path], studio: Studio) -> Iterator[PhotoReport]:
         """Gather and judge the photos one by one (each report as it is made), then rank them."""
         paths, self.notes = gather_photos(given, self.folder / "photos", studio.settings.max_image_bytes)
         self.reports, self.videos, self.captions, self.failures = [], {}, {}, {}
         for path in paths:
-            report = inspect_photo(path, studio.settings)
+            report = inspect_photo(path, studio.settings, framing=self.framing)
             self.reports.append(report)
             yield report
         self.reports = rank(self.reports)
@@ -59,7 +62,8 @@ class Trial:
         outcome (and each wait in line) as soon as it is known."""
         self.sentence = text
         videos = self.folder / "videos"
-        for outcome in speak_all(studio, self.reports, text, voice_key, engine_key, videos, recording):
+        outcomes = speak_all(studio, self.reports, text, voice_key, engine_key, videos, recording, self.framing)
+        for outcome in outcomes:
             if isinstance(outcome, TrialVideo):
                 self.videos[outcome.report.path] = outcome.video
                 self.captions[outcome.report.path] = outcome.captions
