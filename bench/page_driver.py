@@ -6,6 +6,7 @@ Shared by the browser test and the benchmarks; never downloads a browser.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -130,3 +131,54 @@ class PageDriver:
 
     def playback(self) -> dict:
         return dict(self.page.evaluate("() => ({...window.__playback})"))
+
+
+def launch_chromium_with_microphone(playwright, sound: Path):
+    """Chromium whose microphone is a fake capture device playing `sound` (a WAV) in a loop, allowed without asking."""
+    fake_microphone = [
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={sound}",
+    ]
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_microphone)
+
+
+class RecordingDriver(PageDriver):
+    """One visitor on the talk tab who speaks with a recording: a sound file, or the microphone."""
+
+    UPLOADED = "#recording a.download-link[href*='file=']"  # the recording box's own link, once the server has it
+
+    def use_recording(self) -> None:
+        """Choose "Use a recording" and wait for the recording box."""
+        self.page.locator("#speech-from").get_by_label("Use a recording").check()
+        self.page.wait_for_selector("#recording", state="visible")
+
+    def upload_recording(self, path: Path) -> None:
+        """Hand the recording box a file, as the file picker does, and wait until the server has it."""
+        with self.page.expect_response(lambda response: "/gradio_api/upload" in response.url):
+            self.page.locator("#recording input[type=file]").set_input_files(str(path))
+        self.page.wait_for_selector(self.UPLOADED, state="attached")
+
+    def record_with_microphone(self, seconds: float) -> float:
+        """Press the box's Record, wait `seconds`, press Stop; returns about how long it recorded."""
+        self.page.locator("#recording button[aria-label='Record audio']").click()
+        record = self.page.locator("#recording button.record-button")
+        record.wait_for(state="visible")
+        record.click()
+        started = time.monotonic()
+        self.page.wait_for_timeout(seconds * 1000)
+        with self.page.expect_response(lambda response: "/gradio_api/upload" in response.url):
+            self.page.locator("#recording button.stop-button").click()
+            recorded = time.monotonic() - started
+        self.page.wait_for_selector(self.UPLOADED, state="attached")
+        return recorded
+
+    def recording_url(self) -> str:
+        """Where the server keeps the recording the box holds."""
+        return str(self.page.locator(self.UPLOADED).get_attribute("href"))
+
+    def video_seconds(self) -> float:
+        """The finished video's length, as the status line reports it ("all 2.96 s of video done")."""
+        match = re.search(r"all ([0-9.]+) s of video", self.status())
+        if match is None:
+            raise AssertionError(f"the status line names no video length: {self.status()!r}")
+        return float(match.group(1))
