@@ -8,8 +8,10 @@ does (its GPU thread, CUDA graphs, compiled VAE and wav2vec2, pinned host copies
 and adds its end-to-end chunk period and first-chunk latency (a fresh batch's first step -> its frames) through
 `engine.draw`; engine-fp8 is the same with AVATAR_FLASHHEAD_FP8=on. quality compares FP8 with bf16 on the same
 seeded weights and inputs (the transformer's relative error, PSNR of the frames of two chunks); transformer times
-a few compiled blocks (--layers) in bf16, bf16 with cuDNN's attention first and FP8, and profiles a bf16 step by
-kernel class; decode times the eager LTX decode with cuDNN's algorithm search off and on.
+a few compiled blocks (--layers) in each of --variants (STEP_VARIANTS: the FFN's GELU apart as before or in its
+product's epilogue as now, inductor settings, cuDNN's attention first, FP8) and profiles those of --profile by kernel
+class, against their matrix products alone; decode times the eager LTX decode with cuDNN's algorithm search off and
+on. --padded compiles the engine for each of --batches alone (the app's padded batching: one compile for one size).
 Prints a table, writes JSON (--json) and rewrites the "## FlashHead engine" section of bench/RESULTS.md.
 """
 
@@ -22,7 +24,8 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,14 @@ PREDICTIONS = {
     "56% of a b8 step: step 58.5 -> ~48 ms at b8 (-18%), 9.4 -> ~8.5 ms at b1; b8 useful fps 421 -> ~470",
     "wav2vec2 compiled as one CUDA graph": "audio stage b1 8.2 -> ~3 ms (first chunk 72 -> ~67 ms), b8 15.3 -> ~8 ms",
     "cuDNN algorithm search (cudnn.benchmark)": "LTX decode 0-20% faster: its 3D convolutions are 90% of it",
+    "the FFN's GELU in its product's epilogue (cuBLASLt bias+GELU, torch._addmm_activation)": "at 8 Lite sessions "
+    "the GELU kernel (0.44 ms of 4 blocks: 367 MB a block read and written) goes; the first FFN product writes the "
+    "same bytes with the GELU applied, predicted under 3% slower than the plain product: 4 blocks 7.79 -> ~7.40 ms "
+    "(-5%), profile 7.33 -> ~6.95 ms, 1.51x -> ~1.43x its products alone; b1 1.44 -> ~1.40 ms; 30 blocks -3.3 ms a "
+    "step, b8 useful fps 438 -> ~451 (+3%); relative error against the GELU apart ~1e-3 (one bf16 rounding fewer)",
+    "inductor's coordinate-descent tuning of its kernels": "the 1.3 ms of norm, modulation, rope and residual "
+    "kernels left in 4 blocks at b8 run at about 1.8 TB/s of the H200's 4.3; tuned block sizes: -5 to -15% of them, "
+    "4 blocks ~7.40 -> ~7.25 ms; bit-identical output",
     "engine batching 8/16/32": "chunk at b8 ~ 15 audio + 236 DiT + 138 decode + 13 colour + 35 re-encode + ~15 "
     "copy = ~450 ms -> ~425 useful fps; b16/b32 about the same per session: 500 not reached while decode is 17 ms "
     "a session",
@@ -288,8 +299,27 @@ ATTENTION_ORDERS = {
     "sdpa": None,
     "cudnn": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
 }
-# The transformer config's variants: (FP8 products, attention order).
-STEP_VARIANTS = {"bf16": (False, "sdpa"), "bf16-cudnn-attention": (False, "cudnn"), "fp8": (True, "sdpa")}
+
+
+@dataclass(frozen=True)
+class StepVariant:
+    """One way to run the transformer config's blocks: the FFN's GELU in its product's epilogue or apart (as before
+    transformer.linear_gelu), FP8 products, the attention order, and inductor settings patched while it compiles."""
+
+    gelu_epilogue: bool = True
+    fp8: bool = False
+    attention: str = "sdpa"
+    inductor: tuple[tuple[str, object], ...] = ()
+
+
+# The transformer config's variants (--variants picks some); the first one picked is the others' reference.
+STEP_VARIANTS = {
+    "bf16-gelu-apart": StepVariant(gelu_epilogue=False),
+    "bf16": StepVariant(),
+    "bf16-coordinate-descent": StepVariant(inductor=(("coordinate_descent_tuning", True),)),
+    "bf16-cudnn-attention": StepVariant(attention="cudnn"),
+    "fp8": StepVariant(fp8=True),
+}
 # Kernel classes of the profile, tried in this order. Inductor's fused kernels come first: those feeding
 # attention carry "scaled_dot_product" in their names but are norms, rope and copies.
 KERNEL_CLASSES = {
@@ -303,11 +333,14 @@ def kernel_class(name: str) -> str:
     """The class of a kernel (or, on a CPU, an aten op) by its name, the first of KERNEL_CLASSES that matches;
     "other" when none does."""
     lowered = name.lower()
+    if "triton_tem" in lowered:  # inductor's own matrix-product templates (max-autotune), epilogues fused in
+        return "matrix products"
     return next((group for group, words in KERNEL_CLASSES.items() if any(w in lowered for w in words)), "other")
 
 
-def step_profile(step: Callable[[], object], device: torch.device, calls: int = 3) -> dict[str, float]:
-    """Device time of one call of `step` by kernel class (ms), from torch's profiler; the top kernels printed."""
+def step_profile(step: Callable[[], object], device: torch.device, calls: int = 3) -> tuple[dict[str, float], dict]:
+    """Device time of one call of `step` by kernel class (ms), from torch's profiler, the top kernels printed; and
+    every kernel's time (ms) and launches per call."""
     activity = torch.profiler.ProfilerActivity.CUDA if device.type == "cuda" else torch.profiler.ProfilerActivity.CPU
     with torch.profiler.profile(activities=[activity]) as profile:
         for _ in range(calls):
@@ -315,17 +348,21 @@ def step_profile(step: Callable[[], object], device: torch.device, calls: int = 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     wanted = DeviceType.CUDA if device.type == "cuda" else DeviceType.CPU
-    kernels = {}
+    kernels, launches = {}, {}
     for event in profile.key_averages():
         if event.device_type == wanted:
             own = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
             kernels[event.key] = own / 1000 / calls
+            launches[event.key] = event.count / calls
     for name, ms in sorted(kernels.items(), key=lambda item: -item[1])[:12]:
         print(f"  {ms:8.3f} ms  {kernel_class(name):28s} {name[:110]}", flush=True)
     classes = dict.fromkeys([*KERNEL_CLASSES, "other"], 0.0)
     for name, ms in kernels.items():
         classes[kernel_class(name)] += ms
-    return {f"profile_{group.split(' (')[0].replace(' ', '_')}_ms": ms for group, ms in classes.items()}
+    listing = {
+        name: {"ms": ms, "launches": launches[name], "class": kernel_class(name)} for name, ms in kernels.items()
+    }
+    return {f"profile_{group.split(' (')[0].replace(' ', '_')}_ms": ms for group, ms in classes.items()}, listing
 
 
 def seeded_transformer(config: dict, device: torch.device, dtype: torch.dtype) -> WanModelAudioProject:
@@ -337,14 +374,46 @@ def seeded_transformer(config: dict, device: torch.device, dtype: torch.dtype) -
     return transformer
 
 
+def variant_transformer(
+    config: dict, variant: StepVariant, device: torch.device, dtype: torch.dtype
+) -> tuple[WanModelAudioProject, Callable[[], contextlib.AbstractContextManager[None]]]:
+    """`seeded_transformer` set up as `variant` says, and a context for its calls (attention order, inductor
+    settings: inductor reads them when a call compiles)."""
+    transformer = seeded_transformer(config, device, dtype)
+    for block in transformer.blocks:
+        block.gelu_epilogue = variant.gelu_epilogue
+    if variant.fp8:
+        transformer.use_fp8()
+    order = ATTENTION_ORDERS[variant.attention]
+
+    @contextlib.contextmanager
+    def context() -> Iterator[None]:
+        with torch._inductor.config.patch(dict(variant.inductor)):
+            with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
+                yield
+
+    return transformer, context
+
+
 def transformer_steps(
-    variant: str, tiny: bool, layers: int, batches: list[int], clock: Clock, dtype: torch.dtype
+    variant: str,
+    tiny: bool,
+    layers: int,
+    batches: list[int],
+    clock: Clock,
+    dtype: torch.dtype,
+    names: list[str],
+    profiled: list[str],
+    deadline: float,
+    kernels_path: Path,
 ) -> dict[str, float]:
     """One compiled step (CUDA graphs on a GPU) of a transformer of `layers` blocks at each batch size, for each of
-    STEP_VARIANTS (bf16, bf16 with cuDNN's attention first, FP8), with each variant's relative error against bf16 at
-    the largest batch; then where a bf16 step's time goes, by kernel class, from a profile (compiled without CUDA
-    graphs, whose kernels the profiler cannot see into). What a lever saves per block, without compiling all 30
-    blocks for each variant."""
+    the STEP_VARIANTS `names`, with its first call's seconds (the compile) and its relative error against the first
+    of them at the largest batch; then, for each of `profiled`, where a step at the largest batch goes, by kernel
+    class, from a profile (compiled without CUDA graphs, whose kernels the profiler cannot see into), with the
+    step's ratio to its matrix products alone; every profiled kernel goes to `kernels_path`. What a lever saves per
+    block, without compiling all 30 blocks for each variant. A variant not begun by `deadline` (perf_counter
+    seconds) is skipped."""
     config = dict(transformer_config(variant, tiny), num_layers=layers)
     latent_frames = 1 + 32 // config["vae_stride"][0]
     side = 512 // config["vae_stride"][1] if not tiny else 2
@@ -357,35 +426,64 @@ def transformer_steps(
         )
         context = torch.randn(batch, 33, 5, 12, 768, generator=generator, device=clock.device, dtype=dtype)
         inputs[batch] = (latents, torch.full((batch,), 999.0, device=clock.device), context, latents)
-    rows, outputs = {}, {}
-    for name, (fp8, attention) in STEP_VARIANTS.items():
-        transformer = seeded_transformer(config, clock.device, dtype)
-        if fp8:
-            transformer.use_fp8()
-        step = compiled(transformer, any_batch=True, mode=mode)
-        order = ATTENTION_ORDERS[attention]
-        for batch in batches:
-
-            def call(args=inputs[batch], step=step, order=order) -> torch.Tensor:
+    rows, outputs, listings = {"layers": layers}, {}, {}
+    largest = max(batches)
+    for name in [*names, *(name for name in profiled if name not in names)]:
+        if time.perf_counter() > deadline:
+            print(f"{name}: skipped, past the deadline", flush=True)
+            continue
+        variant_settings = STEP_VARIANTS[name]
+        if name in names:
+            torch._dynamo.reset()  # each variant compiles afresh, well inside dynamo's recompile limit
+            transformer, settings = variant_transformer(config, variant_settings, clock.device, dtype)
+            step = compiled(transformer, any_batch=True, mode=mode)
+            for batch in batches:
+                rows |= time_step(step, settings, inputs[batch], clock, f"b{batch}_{name}")
+            with torch.no_grad(), settings():
                 torch.compiler.cudagraph_mark_step_begin()
-                with sdpa_kernel(order, set_priority=True) if order else contextlib.nullcontext():
-                    return step(*args)
+                outputs[name] = step(*inputs[largest]).clone()
+            if name != names[0] and names[0] in outputs:
+                rows[f"b{largest}_{name}_relative_error"] = relative_error(outputs[name], outputs[names[0]])
+            del transformer, step
+        if name in profiled and time.perf_counter() <= deadline:
+            torch._dynamo.reset()
+            transformer, settings = variant_transformer(config, variant_settings, clock.device, dtype)
+            graph = compiled(transformer)
+            with torch.no_grad(), settings():
+                for _ in range(3):
+                    graph(*inputs[largest])
+                print(f"profile of {name} at b{largest}:", flush=True)
+                classes, listings[name] = step_profile(lambda graph=graph: graph(*inputs[largest]), clock.device)
+            rows |= {f"b{largest}_{name}_{key}": ms for key, ms in classes.items()}
+            products, step_ms = classes["profile_matrix_products_ms"], rows.get(f"b{largest}_{name}_step_ms")
+            if products and step_ms:
+                rows[f"b{largest}_{name}_step_over_products"] = step_ms / products
+            kernels_path.parent.mkdir(parents=True, exist_ok=True)
+            kernels_path.write_text(json.dumps(listings, indent=1))
+            del transformer, graph
+        print(json.dumps(rows), flush=True)  # what a call cut short still reports
+    return rows
 
-            with torch.no_grad():
-                times = [clock.time(call)[1] for _ in range(13)]
-                outputs[name] = call().clone()
-            rows[f"b{batch}_{name}_{layers}_blocks_ms"] = float(np.median(times[3:]))
-            print(f"{name} b{batch}: {rows[f'b{batch}_{name}_{layers}_blocks_ms']:.2f} ms", flush=True)
-        if name != "bf16":
-            rows[f"b{batches[-1]}_{name}_relative_error"] = relative_error(outputs[name], outputs["bf16"])
-        del transformer, step
-    graph = compiled(seeded_transformer(config, clock.device, dtype))
-    largest = inputs[max(batches)]
+
+def time_step(
+    step: Callable[..., torch.Tensor],
+    settings: Callable[[], contextlib.AbstractContextManager[None]],
+    args: tuple,
+    clock: Clock,
+    key: str,
+) -> dict[str, float]:
+    """A compiled step's first call (its compile, in seconds) and the median of its later calls (ms)."""
+
+    def call() -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()
+        with settings():
+            return step(*args)
+
     with torch.no_grad():
-        for _ in range(3):
-            graph(*largest)
-        profile = step_profile(lambda: graph(*largest), clock.device)
-    return rows | {f"b{max(batches)}_bf16_{key}": ms for key, ms in profile.items()}
+        first_s = clock.time(call)[1] / 1000
+        times = [clock.time(call)[1] for _ in range(12)]
+    print(f"{key}: {np.median(times[2:]):.3f} ms (first call {first_s:.1f} s)", flush=True)
+    return {f"{key}_step_ms": float(np.median(times[2:])), f"{key}_first_call_s": first_s}
 
 
 def decode_search(pipeline: FlashHeadPipeline, batches: list[int], clock: Clock) -> dict[str, float]:
@@ -459,11 +557,23 @@ def main() -> None:
         "--configs", default="eager,compiled,engine", help="eager (b1), compiled, graphs (+ CUDA graphs), engine"
     )
     parser.add_argument("--layers", type=int, default=4, help="blocks of the transformer config's model")
+    parser.add_argument("--variants", default="bf16-gelu-apart,bf16", help="the transformer config's STEP_VARIANTS")
+    parser.add_argument("--profile", default="bf16-gelu-apart,bf16", help="variants the transformer config profiles")
+    parser.add_argument(
+        "--padded", action="store_true", help="engine: each of --batches compiled on its own (padded batching)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=float("inf"),
+        help="seconds after which configs and variants not yet begun are skipped",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny random models: checks the script, not the speed")
     parser.add_argument("--json", type=Path, default=Path("bench/out/flashhead_speed.json"))
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"))
     args = parser.parse_args()
 
+    deadline = time.perf_counter() + args.deadline
     device = torch.device(args.device)
     dtype = compute_dtype(device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -490,8 +600,15 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=1))
 
     for config in args.configs.split(","):
+        if time.perf_counter() > deadline:
+            record({"config": config, "batch": 0, "error": "skipped: past the --deadline"})
+            continue
         if config == "transformer":
-            steps = transformer_steps(args.variant, args.tiny, args.layers, batches, clock, dtype)
+            kernels = args.json.with_name(args.json.stem + "_kernels.json")
+            names, profiled = args.variants.split(","), [name for name in args.profile.split(",") if name]
+            steps = transformer_steps(
+                args.variant, args.tiny, args.layers, batches, clock, dtype, names, profiled, deadline, kernels
+            )
             record({"config": config, "batch": 0, **steps})
             continue
         if config == "quality":
@@ -505,7 +622,7 @@ def main() -> None:
         if engine is not None:
             on_gpu = device.type == "cuda"
             fp8 = FlashHeadSettings(fp8="on" if config == "engine-fp8" else "off").wants_fp8(fp8_supported(device))
-            optimise_behind(engine, on_gpu, fp8=on_gpu and fp8)
+            optimise_behind(engine, on_gpu, sizes=tuple(batches) if args.padded else None, fp8=on_gpu and fp8)
         elif config != "eager":
             pipeline.optimise(compile_models=False)
             if device.type == "cuda":

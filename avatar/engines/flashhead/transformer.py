@@ -89,6 +89,34 @@ class RMSNorm(nn.Module):
         return (x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
+# The fewest rows (tokens of a batch) for which the FFN's first product takes its GELU in the epilogue. On an H100
+# (bench/RESULTS.md, issue #28) cuBLASLt's bias+GELU kernel made 4 Lite blocks 4% faster at 10,240 rows (8 sessions)
+# but 14% slower at 1,280 (one session). 2,048 lies between one Lite session and two, so the graph compiled for any
+# batch from 2 up takes the epilogue with no guard on the batch size, and one Lite session keeps the two ops.
+EPILOGUE_MIN_ROWS = 2048
+
+
+def linear_gelu(linear: nn.Module, x: torch.Tensor, epilogue: bool = True) -> torch.Tensor:
+    """GELU (tanh) of `linear(x)`. On CUDA, for a plain `nn.Linear` and at least EPILOGUE_MIN_ROWS rows, one
+    cuBLASLt product with the bias and the GELU in its epilogue (`addmm_gelu`): the FFN's hidden activations, the
+    widest tensor of a block, are written once instead of written, read and written again (at 8 Lite sessions
+    367 MB a block). Elsewhere, or without `epilogue`, the two ops: the CPU's `_addmm_activation` takes the exact
+    GELU, and an FP8 layer has its own product."""
+    rows = math.prod(x.shape[:-1])
+    if epilogue and x.is_cuda and type(linear) is nn.Linear and linear.bias is not None and rows >= EPILOGUE_MIN_ROWS:
+        return addmm_gelu(linear, x)
+    return F.gelu(linear(x), approximate="tanh")
+
+
+def addmm_gelu(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`linear(x)` and a GELU in one `torch._addmm_activation`, which inductor leaves to cuBLASLt whole (its bias
+    and GELU epilogue) rather than splitting it into a product and a pointwise kernel. The GELU is the tanh one on
+    CUDA, the exact one on the CPU."""
+    flat = x.reshape(-1, linear.in_features)
+    out = torch._addmm_activation(linear.bias, flat, linear.weight.t(), use_gelu=True)
+    return out.reshape(*x.shape[:-1], linear.out_features)
+
+
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """SDPA over (B, L, heads*d) tensors; returns (B, L, heads*d)."""
     q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))
@@ -158,6 +186,9 @@ class DiTAudioBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim, eps=eps)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(ffn_dim, dim))
         self.modulation = nn.Parameter(torch.zeros(1, 6, dim))
+        # The FFN's GELU in its first product's epilogue on CUDA (linear_gelu; ffn[1] stays for the checkpoint's
+        # layer numbers). Off: the product and the GELU apart, as before, the speed bench's baseline.
+        self.gelu_epilogue = True
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor, t_mod: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -167,7 +198,8 @@ class DiTAudioBlock(nn.Module):
         batch, frames = context.shape[:2]
         per_frame = self.norm3(x).reshape(batch * frames, -1, x.shape[-1])
         x = x + self.cross_attn(per_frame, context.flatten(0, 1)).reshape(x.shape)
-        return x + self.ffn(self.norm2(x) * (1 + scale2) + shift2) * gate2
+        hidden = linear_gelu(self.ffn[0], self.norm2(x) * (1 + scale2) + shift2, self.gelu_epilogue)
+        return x + self.ffn[2](hidden) * gate2
 
 
 class MLP(nn.Module):
