@@ -167,7 +167,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--before", type=Path, help="an earlier run's bench/out/first_picture_recording.json, shown above this one"
+    )
     args = parser.parse_args()
+    before = json.loads(args.before.read_text()) if args.before else None
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M")
     load_before = os.getloadavg()
@@ -175,9 +179,14 @@ def main() -> None:
         rows = measure(args.runs, Path(folder))
     load_after = os.getloadavg()
     text = table(rows)
-    print(text)
     command = "python bench/first_picture_recording.py " + " ".join(sys.argv[1:])
-    record = {"date": started, "command": command, "load_average": [load_before, load_after], "rows": rows}
+    record = {
+        "date": started, "commit": commit(), "command": command, "load_average": [load_before, load_after],
+        "rows": rows,
+    }
+    if before is not None:
+        text = f"{earlier(before)}\n\n{table(before['rows'])}\n\nThen, at {record['commit']}:\n\n{text}"
+    print(text)
     (OUT / "first_picture_recording.json").write_text(json.dumps(record, indent=1))
     write_section(
         "First picture with a recording",
@@ -187,6 +196,19 @@ def main() -> None:
         f"before: {', '.join(f'{x:.1f}' for x in load_before)}; after: {', '.join(f'{x:.1f}' for x in load_after)} "
         f"on 2 cores. The server's columns count from the run's start, after the recording was decoded.\n\n{text}",
     )
+
+
+def commit() -> str:
+    """The app's commit, and whether files differ from it, so that a measurement names the code it measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=OUT.parent.parent).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + (" with changes" if git("status", "--porcelain", "-uno") else "")
+
+
+def earlier(record: dict) -> str:
+    loads = ", ".join(f"{x:.1f}" for x in record["load_average"][0])
+    return f"Before, at {record['commit']} ({record['date']}, load average before {loads}):"
 
 
 if __name__ == "__main__":
