@@ -1,0 +1,58 @@
+"""A face read when its photo was picked is not read again at Generate, and a changed photo is read afresh."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import avatar.studio
+from avatar.config import Settings
+from avatar.framing import Framing
+from avatar.studio import RecentFaces, Studio
+from tests.helpers import ASTRONAUT, GRACE_HOPPER
+
+
+@pytest.fixture
+def counted(monkeypatch, tmp_path):
+    """A studio whose face readings are counted."""
+    readings = []
+    real = avatar.studio.read_face
+
+    def read_face(photo, *args, **kwargs):
+        readings.append(photo.shape)
+        return real(photo, *args, **kwargs)
+
+    monkeypatch.setattr(avatar.studio, "read_face", read_face)
+    return Studio(replace(Settings(), voice="offline", work_dir=tmp_path / "work")), readings
+
+
+def test_generate_takes_the_face_read_when_the_photo_was_picked(counted):
+    studio, readings = counted
+    picked = studio.preview_face(str(ASTRONAUT))
+    at_generate = studio.read_face(str(ASTRONAUT))
+    assert at_generate is picked and len(readings) == 1
+
+
+def test_a_photo_replaced_under_the_same_name_and_another_framing_are_read_afresh(counted, tmp_path):
+    studio, readings = counted
+    photo = tmp_path / "me.jpg"
+    shutil.copyfile(ASTRONAUT, photo)
+    first = studio.read_face(photo)
+    close_up = studio.read_face(photo, Framing.CLOSE_UP)
+    shutil.copyfile(GRACE_HOPPER, photo)
+    replaced = studio.read_face(photo)
+    assert len(readings) == 3 and close_up.framing is Framing.CLOSE_UP
+    assert replaced.photo.shape != first.photo.shape
+
+
+def test_kept_faces_stay_within_their_byte_budget():
+    class Kept:
+        photo = np.zeros(1000, np.uint8)
+
+    faces = RecentFaces(budget=2500)
+    for name in "abcd":
+        faces.put((name,), Kept())
+    assert [faces.get((name,)) is not None for name in "abcd"] == [False, False, True, True]
