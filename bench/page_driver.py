@@ -148,9 +148,12 @@ class RecordingDriver(PageDriver):
     UPLOADED = "#recording a.download-link[href*='file=']"  # the recording box's own link, once the server has it
 
     def use_recording(self) -> None:
-        """Choose "Use a recording" and wait for the recording box."""
+        """Choose "Use a recording" and wait for the recording box, and for the words box to say what it is now."""
         self.page.locator("#speech-from").get_by_label("Use a recording").check()
         self.page.wait_for_selector("#recording", state="visible")
+        self.page.wait_for_function(
+            "() => (document.querySelector('#text')?.innerText ?? '').includes('Words of the recording')"
+        )
 
     def upload_recording(self, path: Path) -> None:
         """Hand the recording box a file, as the file picker does, and wait until the server has it."""

@@ -175,19 +175,33 @@ def test_a_recording_the_app_cannot_use_gets_one_plain_sentence_and_the_face_tex
     assert page.locator(RecordingDriver.UPLOADED).count() == 1, "the recording box lost the visitor's file"
 
 
-def test_a_recording_made_with_the_microphone_becomes_a_video_as_long_as_it(visitor, tmp_path):
+def test_a_recording_made_with_the_microphone_becomes_a_video_as_long_as_it_without_the_example_words(
+    visitor, tmp_path
+):
     visitor.use_recording()
-    visitor.type_text("")
+    left = visitor.page.locator("#text textarea").input_value()
     held = visitor.record_with_microphone(3.0)
     recorded = tmp_path / "recorded.wav"
     recorded.write_bytes(visitor.page.request.get(visitor.recording_url()).body())
     visitor.generate()
     visitor.wait_first_picture(timeout=90)
     status = visitor.wait_finished(timeout=180)
+    assert left == "", "the example sentence stayed in the box, to become the recording's captions"
     assert status.startswith("Spoken by your recording (WAV), animated by"), status
     assert "type the words of the recording" in status, "the page does not say why there are no captions"
     assert seconds_of(recorded) == pytest.approx(held, abs=1.0), "the microphone did not record while Record was on"
     assert visitor.video_seconds() == pytest.approx(seconds_of(recorded), abs=ONE_FRAME)
+
+
+def test_words_the_visitor_typed_stay_when_they_switch_to_a_recording_and_back(visitor):
+    page = visitor.page
+    visitor.type_text(TYPED)
+    visitor.use_recording()
+    kept = page.locator("#text textarea").input_value()
+    page.locator("#speech-from").get_by_label("Type text").check()
+    page.wait_for_function("() => (document.querySelector('#text')?.innerText ?? '').includes('Text to speak')")
+    back = page.locator("#text textarea").input_value()
+    assert kept == TYPED and back == TYPED
 
 
 def on_first_screen(page, selector: str) -> bool:

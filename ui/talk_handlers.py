@@ -106,10 +106,21 @@ def caption_track(cues: tuple[Cue, ...]) -> str:
     )
 
 
-def speech_inputs(speech_from: str | None) -> SpeechInputs:
-    """Typed text needs a voice; a recording needs the recording box, and its words (optional) make captions."""
+def speech_inputs(speech_from: str | None, words: str | None = None, examples: tuple[str, ...] = ()) -> SpeechInputs:
+    """Typed text needs a voice; a recording needs the recording box, and its words (optional) make captions.
+
+    An example sentence the visitor left in the box is not their recording's words (it would become wrong
+    captions), so it goes when a recording is chosen; an empty box gets the first example back with text.
+    """
     recorded = speech_from == RECORDED
-    return SpeechInputs(Relabelled(TEXT_LABELS[RECORDED if recorded else TYPED]), Shown(recorded), Shown(not recorded))
+    kept = (words or "").strip()
+    words_now: str | Keep = KEEP
+    if recorded and kept in examples:
+        words_now = ""
+    elif not recorded and not kept and examples:
+        words_now = examples[0]
+    label = Relabelled(TEXT_LABELS[RECORDED if recorded else TYPED], words_now)
+    return SpeechInputs(label, Shown(recorded), Shown(not recorded))
 
 
 def speech_request(

@@ -129,8 +129,8 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     def preview_face(photo_path: str | None, chosen_framing: str = Framing.WHOLE.value) -> tuple:
         return updates(talk_handlers.preview_face(studio, photo_path, chosen_framing))
 
-    def speech_switched(choice: str) -> tuple:
-        return updates(talk_handlers.speech_inputs(choice))
+    def speech_switched(choice: str, words: str) -> tuple:
+        return updates(talk_handlers.speech_inputs(choice, words, tuple(EXAMPLE_SENTENCES)))
 
     def run(
         photo_path: str | None, words: str, voice_key: str, engine_key: str, speech_choice: str = talk_handlers.TYPED,
@@ -161,7 +161,7 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     photo.change(preview_face, [photo, framing], face_outputs, api_name="preview_face")
     framing.change(preview_face, [photo, framing], face_outputs, api_visibility="private")
     page.load(preview_face, [photo, framing], face_outputs, api_visibility="private")
-    speech_from.change(speech_switched, speech_from, speech_outputs, api_visibility="private")
+    speech_from.change(speech_switched, [speech_from, text], speech_outputs, api_visibility="private")
     generation = generate.click(
         run, [photo, text, voice, engine, speech_from, recording, framing], run_outputs, api_name="run",
         concurrency_limit=None,

@@ -31,9 +31,10 @@ class Shown:
 
 @dataclass(frozen=True)
 class Relabelled:
-    """A component given a new label, its value left as it is (a box whose meaning follows another choice)."""
+    """A component given a new label (a box whose meaning follows another choice), its value kept unless given."""
 
     label: str
+    value: object = KEEP
 
 
 def updates(view: Any) -> tuple:
@@ -55,5 +56,5 @@ def _update(value: object) -> object:
     if isinstance(value, Shown):
         return gr.update(visible=value.visible)
     if isinstance(value, Relabelled):
-        return gr.update(label=value.label)
+        return gr.update(label=value.label) if value.value is KEEP else gr.update(label=value.label, value=value.value)
     return value
