@@ -50,8 +50,9 @@ class Settings:
     device: str = "auto"
     voice: str = "auto"
     crop_size: int = 512
-    # The longest side of a whole-photo video: its photo shrunk to fit, never enlarged (bench/RESULTS.md, "Framing").
-    max_video_side: int = 768
+    # The longest side of a whole-photo video: its photo shrunk to fit, never enlarged. 512 keeps a run on two CPU
+    # cores at 3x real time or faster; 768 does not (bench/RESULTS.md, "Framing"). Raise it where a GPU draws.
+    max_video_side: int = 512
     max_text_chars: int = 1000
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 25_000_000

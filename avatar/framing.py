@@ -149,7 +149,8 @@ class PasteBack:
     `size` is the video's (width, height); `box` the rows and columns of the video the face can
     change; `mask` the blend weights inside it (0..1, in steps of 1/255: where 0, the video is the
     photo exactly). Frames of any square size are taken (FlashHead draws 512 whatever the crop
-    size); each size's map is made once, on its first frame.
+    size); each size's map is made once, on its first frame, so one run's compositor is used by
+    one thread at a time.
     """
 
     def __init__(self, face: Face, frame_size: int, max_side: int) -> None:
