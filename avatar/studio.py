@@ -23,6 +23,7 @@ from avatar.images import PHOTO_SUFFIXES, load_photo
 from avatar.judging.inspection import inspect_photo, rank
 from avatar.live_stream import LiveStreams
 from avatar.runs.service import RunService
+from avatar.serving import join_cluster
 from avatar.sharing import SHARES_FOLDER, ShareRegistry
 from avatar.speech.aligner import warm_up as warm_up_aligner
 from avatar.speech.voices import RecordedSpeaker, Speaker, VoiceCatalogue
@@ -71,10 +72,10 @@ class RecentFaces:
 class Studio:
     """One per process: the settings, voices, engines and faces every run shares, and the service that runs them."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, engines: EngineRegistry | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.voices = VoiceCatalogue(self.settings.edge_tts_timeout, use_online=self.settings.voice != "offline")
-        self.engines = EngineRegistry(self.settings)
+        self.engines = engines or EngineRegistry(self.settings, cluster=join_cluster(self.settings))
         self.live_streams = LiveStreams()
         # Finished videos and review pages, for links to pass on; they expire with the results.
         self.shares = ShareRegistry(self.settings.work_dir / SHARES_FOLDER, RESULT_KEEP_SECONDS)

@@ -43,9 +43,10 @@ from avatar.engines.default.idle_motion import IdleTrack  # noqa: E402
 from avatar.engines.default.mouth_shapes import VISEMES, MouthTrack  # noqa: E402
 from avatar.face_mesh import find_faces  # noqa: E402
 from avatar.faces import Face, read_face  # noqa: E402
-from avatar.framing import Compositor, Framing, compositor  # noqa: E402
+from avatar.framing import Framing  # noqa: E402
 from avatar.images import load_photo  # noqa: E402
 from avatar.media import ffmpeg_exe, video_args  # noqa: E402
+from avatar.paste_back import Compositor, compositor  # noqa: E402
 from avatar.speech.utterance import Utterance  # noqa: E402
 from bench.results import write_section  # noqa: E402
 

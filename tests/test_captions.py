@@ -10,7 +10,7 @@ import pytest
 
 from avatar.captions import LINE_CHARS, LINGER_SECONDS, cue_at, cue_lines, webvtt
 from avatar.config import Settings
-from avatar.engines.default.engine import DefaultEngine
+from avatar.engines.default.spec import SPEC as ANIMATOR
 from avatar.live_stream import Broadcast
 from avatar.media import AUDIO_RATE, parse_webvtt, probe, read_subtitles
 from avatar.runs.run import CaptionsReady, Run, RunFinished, SegmentReady
@@ -91,7 +91,7 @@ def test_webvtt_has_one_cue_per_line_with_markup_characters_escaped():
 
 def test_a_runs_words_are_each_sentences_words_moved_by_the_audio_joined_before_it(astronaut_face, tmp_path):
     speaker = RecordingSpeaker()
-    run = Run(astronaut_face, TypedSpeech(SPEECH, speaker), DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, TypedSpeech(SPEECH, speaker), ANIMATOR.load("cpu"), tmp_path)
     *_, finished = run.events()
     assert len(speaker.spoken) == 4, "the first sentence is spoken in two parts"
     expected, joined = [], 0
@@ -110,7 +110,7 @@ def test_the_finished_mp4_has_a_subtitle_track_whose_cues_are_the_words_and_a_we
 ):
     live = Broadcast("token") if player == "live" else None
     speech = TypedSpeech(SPEECH, RecordingSpeaker())
-    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path / "runs", live=live)
+    run = Run(astronaut_face, speech, ANIMATOR.load("cpu"), tmp_path / "runs", live=live)
     for event in run.events():
         if isinstance(event, RunFinished):
             tracks = read_subtitles(event.video)
@@ -130,7 +130,7 @@ def test_the_finished_mp4_has_a_subtitle_track_whose_cues_are_the_words_and_a_we
 def test_the_captions_reach_the_page_before_the_frames_that_show_them(astronaut_face, tmp_path):
     text = " ".join(["This is one sentence of a longer speech."] * 4)
     speech = TypedSpeech(text, RecordingSpeaker())
-    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path, live=Broadcast("token"))
+    run = Run(astronaut_face, speech, ANIMATOR.load("cpu"), tmp_path, live=Broadcast("token"))
     sent: tuple = ()
     segments = 0
     for event in run.events():

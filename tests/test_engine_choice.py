@@ -62,8 +62,7 @@ def test_an_engine_that_cannot_load_gives_way_to_the_embedded_animator_with_a_cl
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("AVATAR_FLASHHEAD_WEIGHTS", str(tmp_path / "missing"))
     settings = replace(Settings(), voice="offline", work_dir=tmp_path)
-    studio = Studio(settings)
-    studio.engines = EngineRegistry(settings, cuda_available=True)
+    studio = Studio(settings, EngineRegistry(settings, cuda_available=True))
     run = studio.runs.start(RunRequest(ASTRONAUT, TypedText("Hello.", "offline:joe"), "flashhead-lite"))
     assert run.engine.info.key == "default"
     assert "embedded photo animator was used instead" in run.stats.notice
@@ -103,4 +102,5 @@ def test_a_third_engine_in_its_own_folder_runs_through_the_real_page_with_one_re
     assert "Still photo" in status, status
     frames = read_frames(download)
     assert len(frames) > 10
-    assert np.abs(frames.astype(np.int16) - frames[:1]).mean() < 1.0, "a still photo does not move"
+    # Up to H.264's noise, which is a little higher on the whole photo (the default framing) than on the face alone.
+    assert np.abs(frames.astype(np.int16) - frames[:1]).mean() < 1.5, "a still photo does not move"

@@ -33,17 +33,8 @@ from avatar.engines.base import FaceCrop, SpeechChunker
 from avatar.engines.default.engine import DefaultEngine
 from avatar.face_mesh import find_faces
 from avatar.faces import Face, read_face
-from avatar.framing import (
-    CloseUp,
-    Framing,
-    PasteBack,
-    compositor,
-    framing_choices,
-    head_mask,
-    photo_at_size,
-    preview,
-    video_size,
-)
+from avatar.framing import Framing, framing_choices, video_size
+from avatar.paste_back import CloseUp, PasteBack, compositor, head_mask, photo_at_size, preview
 from avatar.speech.utterance import Utterance
 from tests.helpers import ASTRONAUT, GRACE_HOPPER, photo
 

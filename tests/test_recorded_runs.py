@@ -66,7 +66,8 @@ def served(studio: Studio, request: RunRequest) -> tuple[Finished, int, list]:
     """The finished run, its video's frames and its subtitle track, read before the run's folder goes."""
     for event in studio.runs.serve(request):
         if isinstance(event, Finished):
-            return event, round(probe(event.video).video_seconds * FPS), read_subtitles(event.video) if event.subtitles else []
+            subtitles = read_subtitles(event.video) if event.subtitles else []
+            return event, round(probe(event.video).video_seconds * FPS), subtitles
     raise AssertionError("the run did not finish")
 
 

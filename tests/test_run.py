@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from avatar.engines.default.engine import DefaultEngine
+from avatar.engines.default.spec import SPEC as ANIMATOR
+from avatar.engines.loaded import LoadedEngine
+from avatar.engines.placement import Unbatched
 from avatar.errors import UserFacingError
 from avatar.live_stream import Broadcast
 from avatar.media import probe, read_frames
@@ -31,7 +34,7 @@ class TimedSpeaker(Speaker):
 
 def test_a_run_streams_segments_then_gives_the_whole_video(astronaut_face, tmp_path):
     speech = TypedSpeech("Hello there. Nice to meet you.", TimedSpeaker())
-    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, speech, ANIMATOR.load("cpu"), tmp_path)
     segments, finished = [], None
     for event in run.events():
         if isinstance(event, SegmentReady):
@@ -52,7 +55,7 @@ def test_a_run_streams_segments_then_gives_the_whole_video(astronaut_face, tmp_p
 def test_with_a_live_stream_no_segment_files_are_made_and_the_download_is_the_stream_itself(astronaut_face, tmp_path):
     live = Broadcast("token")
     text = "Hello there. Nice to meet you."
-    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), DefaultEngine("cpu"), tmp_path / "runs", live=live)
+    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), ANIMATOR.load("cpu"), tmp_path / "runs", live=live)
     for event in run.events():
         if isinstance(event, SegmentReady):
             assert event.path is None and not list(run.folder.glob("segment-*"))
@@ -71,7 +74,7 @@ def test_with_a_live_stream_no_segment_files_are_made_and_the_download_is_the_st
 def test_the_first_segment_arrives_before_the_last_sentence_is_spoken(astronaut_face, tmp_path):
     speaker = TimedSpeaker()
     text = " ".join(["This is one sentence of a longer speech."] * 6)
-    run = Run(astronaut_face, TypedSpeech(text, speaker), DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, TypedSpeech(text, speaker), ANIMATOR.load("cpu"), tmp_path)
     first_segment_at = None
     for event in run.events():
         if isinstance(event, SegmentReady) and first_segment_at is None:
@@ -82,7 +85,7 @@ def test_the_first_segment_arrives_before_the_last_sentence_is_spoken(astronaut_
 
 def test_stopping_a_run_ends_it_quickly_and_removes_its_files(astronaut_face, tmp_path):
     text = " ".join(["Stop me if you can, because this goes on."] * 8)
-    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), ANIMATOR.load("cpu"), tmp_path)
     events = run.events()
     next(events)
     run.cancel()
@@ -100,7 +103,7 @@ def test_segments_are_short_first_then_as_long_as_asked_and_cover_the_video_back
 ):
     live = Broadcast("token") if player == "live" else None
     text = "Hello there. Nice to meet you, it is a fine day."
-    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), DefaultEngine("cpu"), tmp_path, 1.0, 0.4, live)
+    run = Run(astronaut_face, TypedSpeech(text, TimedSpeaker()), ANIMATOR.load("cpu"), tmp_path, 1.0, 0.4, live)
     *events, finished = run.events()
     segments = [event for event in events if isinstance(event, SegmentReady)]
     assert [segment.index for segment in segments] == list(range(len(segments)))
@@ -114,7 +117,7 @@ def test_segments_are_short_first_then_as_long_as_asked_and_cover_the_video_back
 def test_a_stopped_run_leaves_no_thread_behind(astronaut_face, tmp_path):
     text = " ".join(["Stop me if you can, because this goes on."] * 8)
     speech = TypedSpeech(text, TimedSpeaker())
-    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path, live=Broadcast("token"))
+    run = Run(astronaut_face, speech, ANIMATOR.load("cpu"), tmp_path, live=Broadcast("token"))
     events = run.events()
     next(events)
     run.cancel()
@@ -130,14 +133,14 @@ def test_a_voice_failure_reaches_the_user_as_a_message(astronaut_face, tmp_path)
         def speak(self, sentence):
             raise UserFacingError("The voice is unavailable.")
 
-    run = Run(astronaut_face, TypedSpeech("Hello.", BrokenSpeaker()), DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, TypedSpeech("Hello.", BrokenSpeaker()), ANIMATOR.load("cpu"), tmp_path)
     with pytest.raises(UserFacingError, match="unavailable"):
         list(run.events())
     assert not run.folder.exists()
 
 
 def test_a_gpu_out_of_memory_reaches_the_user_as_a_message_and_leaves_no_files(astronaut_face, tmp_path):
-    class ExhaustedEngine(DefaultEngine):
+    class ExhaustedEngine(LoadedEngine):
         """The embedded animator, on a GPU whose memory runs out at the second sentence."""
 
         def start(self, face):
@@ -150,7 +153,8 @@ def test_a_gpu_out_of_memory_reaches_the_user_as_a_message_and_leaves_no_files(a
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     speech = TypedSpeech("Hello there. Nice to meet you.", TimedSpeaker())
-    run = Run(astronaut_face, speech, ExhaustedEngine("cpu"), tmp_path)
+    exhausted = ExhaustedEngine(ANIMATOR.key, ANIMATOR.title, Unbatched(DefaultEngine("cpu")))
+    run = Run(astronaut_face, speech, exhausted, tmp_path)
     with pytest.raises(UserFacingError, match="GPU ran out of memory"):
         list(run.events())
     assert not run.folder.exists()
@@ -158,7 +162,7 @@ def test_a_gpu_out_of_memory_reaches_the_user_as_a_message_and_leaves_no_files(a
 
 def test_frame_count_follows_the_audio_across_sentences(astronaut_face, tmp_path):
     speech = TypedSpeech("One. Two three. Four five six.", TimedSpeaker())
-    run = Run(astronaut_face, speech, DefaultEngine("cpu"), tmp_path)
+    run = Run(astronaut_face, speech, ANIMATOR.load("cpu"), tmp_path)
     events = list(run.events())
     finished = events[-1]
     expected = int(np.ceil(finished.stats.audio_seconds * 25 - 1e-6))

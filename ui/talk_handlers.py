@@ -16,8 +16,8 @@ import numpy as np
 from avatar.captions import Cue, as_json
 from avatar.engines.spec import Progress
 from avatar.framing import Framing
-from avatar.framing import preview as framed_preview
 from avatar.live_stream import MIME_TYPE
+from avatar.paste_back import preview as framed_preview
 from avatar.runs.run import CaptionsReady, Run
 from avatar.runs.service import (
     Finished,

@@ -31,12 +31,12 @@ import numpy as np
 from avatar.captions import Cue, cue_lines, write_webvtt
 from avatar.config import FPS
 from avatar.engines.animate import animate
-from avatar.engines.base import Engine
+from avatar.engines.loaded import LoadedEngine
 from avatar.errors import UserFacingError
 from avatar.faces import Face
-from avatar.framing import Compositor, compositor
 from avatar.live_stream import Broadcast
 from avatar.media import AUDIO_RATE
+from avatar.paste_back import Compositor, compositor
 from avatar.sinks.base import Sink
 from avatar.sinks.live import LiveSink
 from avatar.sinks.segments import SegmentSink
@@ -136,12 +136,12 @@ class Run:
         self,
         face: Face,
         speech: SpeechSource,
-        engine: Engine,
+        engine: LoadedEngine,
         work_dir: Path,
         segment_seconds: float = 1.0,
         first_segment_seconds: float = 0.4,
         live: Broadcast | None = None,
-        max_video_side: int = 768,
+        max_video_side: int = 512,
     ) -> None:
         self.face = face
         self.max_video_side = max_video_side

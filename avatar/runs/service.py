@@ -16,7 +16,8 @@ from pathlib import Path
 
 from avatar.captions import Cue
 from avatar.config import Settings
-from avatar.engines.base import Engine, EngineUnavailable
+from avatar.engines.base import EngineUnavailable
+from avatar.engines.loaded import LoadedEngine
 from avatar.engines.registry import EngineRegistry
 from avatar.engines.spec import Progress
 from avatar.errors import UserFacingError
@@ -194,7 +195,7 @@ class RunService:
         typed = (asked.words or "").strip()
         return RecordedSpeech(recording, check_text(typed, self.settings.max_text_chars) if typed else "")
 
-    def _engine(self, engine_key: str | None, progress: Progress | None) -> tuple[Engine, str]:
+    def _engine(self, engine_key: str | None, progress: Progress | None) -> tuple[LoadedEngine, str]:
         try:
             return self.engines.get(engine_key or self.engines.preferred(), progress), ""
         except EngineUnavailable as error:
