@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from avatar.config import FPS
-from avatar.media import AUDIO_ARGS, AUDIO_RATE, audio_span, ffmpeg_exe, video_args
+from avatar.media import AUDIO_ARGS, AUDIO_RATE, ffmpeg_exe, video_args
 
 # H.264 High profile, level 3.1 (enough for 512x512 at 25 fps) and AAC-LC, as MSE wants them named;
 # the encoder is told that profile and level, so the stream is what this name promises.
@@ -36,6 +36,10 @@ FRAGMENT_SECONDS = 0.2
 # 43 ms more, which put every later frame 43 ms behind its sound.
 AAC_PRIMING_SAMPLES = 1024
 READ_SIZE = 65536
+# Writes of frames waiting for ffmpeg: ffmpeg holds back the last frames until the sound under them
+# comes (a microphone's next samples come with the next frames), so frames go in through their own
+# thread, whose wait never blocks the run; a few writes bound the memory.
+FRAME_WRITES_QUEUED = 4
 # How long a finished stream stays readable, for a viewer that is still catching up.
 KEEP_SECONDS = 120.0
 
@@ -108,9 +112,15 @@ class LiveEncoder:
         # Audio goes through its own thread: ffmpeg reads its two inputs at its own pace (it
         # needs audio before it takes the first frame), so no order of writes may block both.
         self._audio_pieces: queue.Queue[bytes | None] = queue.Queue()
+        self._frame_writes: queue.Queue[bytes | None] = queue.Queue(FRAME_WRITES_QUEUED)
+        # Samples fed so far and owed for the frames written, counted from AAC_PRIMING_SAMPLES into the speech.
+        self._audio_fed = 0
+        self._audio_owed = 0
+        self._speech = np.zeros(0, np.float32)
         self._threads = [
             threading.Thread(target=self._pump, name="live-reader", daemon=True),
             threading.Thread(target=self._feed_audio, name="live-audio", daemon=True),
+            threading.Thread(target=self._feed_frames, name="live-video", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -130,24 +140,50 @@ class LiveEncoder:
         finally:
             self._audio.close()
 
-    def write(self, frames: np.ndarray, speech: np.ndarray, first_frame: int) -> None:
-        """Add frames that start at `first_frame`, with their audio taken from `speech` (the run's so far).
-
-        The audio is read AAC_PRIMING_SAMPLES ahead; what `speech` does not hold yet is silence.
-        """
+    def _feed_frames(self) -> None:
         assert self.process.stdin is not None
-        piece = audio_span(speech[AAC_PRIMING_SAMPLES:], first_frame, len(frames), self.sample_rate)
-        self._audio_pieces.put(piece.astype("<f4").tobytes())
-        self.process.stdin.write(np.ascontiguousarray(frames).tobytes())
-        self.process.stdin.flush()
-
-    def close(self) -> None:
-        """End the stream: the encoder writes its last fragment and the broadcast closes."""
-        self._audio_pieces.put(None)
+        broken = False
+        while (frames := self._frame_writes.get()) is not None:
+            if broken:
+                continue  # ffmpeg is gone: take what is left, so that no write waits for room
+            try:
+                self.process.stdin.write(frames)
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                broken = True
         try:
             self.process.stdin.close()
         except (BrokenPipeError, OSError):
             pass
+
+    def write(self, frames: np.ndarray, speech: np.ndarray, first_frame: int) -> None:
+        """Add frames that start at `first_frame`, with their audio taken from `speech` (the run's so far).
+
+        The audio is read AAC_PRIMING_SAMPLES ahead. What `speech` does not hold yet (a microphone's next
+        samples, a sentence still being spoken) goes in with later frames, or as silence at `close`: never
+        silence in place of sound that comes later.
+        """
+        self._speech = speech
+        self._audio_owed = round((first_frame + len(frames)) * self.sample_rate / FPS)
+        self._feed_sound(min(self._audio_owed, max(0, len(speech) - AAC_PRIMING_SAMPLES)))
+        self._frame_writes.put(np.ascontiguousarray(frames).tobytes())
+
+    def _feed_sound(self, until: int) -> None:
+        """Feed the speech on to sample `until` (from AAC_PRIMING_SAMPLES), silence where it holds none."""
+        start, stop = AAC_PRIMING_SAMPLES + self._audio_fed, AAC_PRIMING_SAMPLES + until
+        piece = self._speech[start:stop]
+        if len(piece) < until - self._audio_fed:
+            piece = np.concatenate([piece, np.zeros(until - self._audio_fed - len(piece), np.float32)])
+        if len(piece):
+            self._audio_pieces.put(piece.astype("<f4").tobytes())
+            self._audio_fed = until
+
+    def close(self) -> None:
+        """End the stream: the last frames get their sound (silence past the speech), ffmpeg writes its last
+        fragment and the broadcast closes."""
+        self._feed_sound(self._audio_owed)
+        self._audio_pieces.put(None)
+        self._frame_writes.put(None)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

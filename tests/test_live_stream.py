@@ -71,3 +71,22 @@ def test_every_frame_of_the_live_stream_lasts_one_25th_of_a_second_from_the_star
     path.write_bytes(encode(np.zeros((46, 64, 64, 3), np.uint8), click_at(0.3)))
     assert probe(path).fps == 25
     assert probe(remux(path.read_bytes(), tmp_path / "download.mp4")).fps == 25
+
+
+def test_sound_that_comes_after_its_frames_were_written_plays_under_them_with_no_gap(tmp_path):
+    """A microphone's sound: each tenth of a second's frames are written before the next tenth exists."""
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * AUDIO_RATE) / AUDIO_RATE)).astype(np.float32)
+    broadcast = Broadcast()
+    encoder = LiveEncoder(64, 64, broadcast)
+    written = 0
+    for tenth in range(1, 21):
+        heard = tone[: tenth * AUDIO_RATE // 10]
+        frames = len(heard) * 25 // AUDIO_RATE - written
+        encoder.write(np.zeros((frames, 64, 64, 3), np.uint8), heard, written)
+        written += frames
+    encoder.close()
+    path = tmp_path / "live.mp4"
+    path.write_bytes(b"".join(broadcast.read(timeout=1)))
+    played = read_audio(path, AUDIO_RATE)[AUDIO_RATE // 10 : 19 * AUDIO_RATE // 10]
+    quietest = min(np.abs(played[i : i + 240]).max() for i in range(0, len(played) - 240, 240))
+    assert quietest > 0.25, "silence was written where the sound came later"
