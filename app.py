@@ -16,14 +16,17 @@ import threading
 from pathlib import Path
 
 import gradio as gr
-from fastapi import HTTPException
+from fastapi import HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from avatar import zerogpu  # first: on ZeroGPU, `spaces` must patch torch before anything uses CUDA
 from avatar.housekeeping import CACHE_SWEEP_SECONDS, RESULT_KEEP_SECONDS, start_housekeeping
 from avatar.media import expose_ffmpeg_tools
+from avatar.speech.live_source import MAX_POST_BYTES, pcm_samples
 from avatar.studio import Studio
+from ui.live_tab import build_live_tab, live_head
 from ui.share_page import share_routes
 from ui.talk_tab import build_talk_tab
 from ui.trials_tab import build_trials_tab
@@ -42,13 +45,15 @@ def build_page(studio: Studio) -> gr.Blocks:
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Talk", id="talk"):
                 talk = build_talk_tab(page, studio)
+            with gr.Tab("Live", id="live"):
+                build_live_tab(studio, talk)
             with gr.Tab("Photo trials", id="trials"):
                 build_trials_tab(page, studio, talk, tabs)
     return page
 
 
 def live_routes(studio: Studio) -> list[APIRoute]:
-    """Each run's live stream for the MSE player, served beside the page."""
+    """Each run's live stream for the MSE player, and each live session's microphone, served beside the page."""
 
     def live_stream(token: str) -> StreamingResponse:
         broadcast = studio.live_streams.get(token)
@@ -56,7 +61,29 @@ def live_routes(studio: Studio) -> list[APIRoute]:
             raise HTTPException(status_code=404, detail="No such stream (it may have expired).")
         return StreamingResponse(broadcast.read(), media_type="video/mp4", headers={"Cache-Control": "no-store"})
 
-    return [APIRoute("/live/{token}", live_stream, methods=["GET"])]
+    async def microphone_sound(token: str, request: Request, rate: int = 0, end: str = "") -> Response:
+        """The page's microphone (ui/live_microphone.js): 204 while the session listens, 410 once it has ended."""
+        microphone = studio.runs.microphones.get(token)
+        if microphone is None:
+            raise HTTPException(status_code=404, detail="No such live session (it may have ended).")
+        body = await request.body()
+        if len(body) > MAX_POST_BYTES:
+            raise HTTPException(status_code=413, detail="Too much sound at once.")
+        samples = pcm_samples(body)
+        listening = not microphone.ended
+        if len(samples):
+            try:
+                listening = await run_in_threadpool(microphone.push, samples, rate)
+            except ValueError as error:
+                raise HTTPException(status_code=400, detail=str(error)) from error
+        if end:
+            microphone.finish(end)
+        return Response(status_code=204 if listening and not end else 410)
+
+    return [
+        APIRoute("/live/{token}", live_stream, methods=["GET"]),
+        APIRoute("/live-audio/{token}", microphone_sound, methods=["POST"]),
+    ]
 
 
 def main() -> None:
@@ -80,6 +107,7 @@ def main() -> None:
             app_kwargs={"routes": live_routes(studio) + share_routes(studio.shares)},
             allowed_paths=[str(Path(__file__).parent / "assets")],
             footer_links=["api"],
+            head=live_head(),
             ssr_mode=False,
         )
     finally:

@@ -59,6 +59,8 @@ class Settings:
     # A visitor's own recording as the speech: a longer or bigger one is refused, never cut (speech/recording.py).
     max_recording_seconds: float = 60.0
     max_recording_bytes: int = 100_000_000
+    # A live session (the Live tab: the microphone, as the visitor talks) ends after this many seconds.
+    live_seconds: float = 120.0
     min_face_pixels: int = 64
     player: str = "mse"
     segment_seconds: float = 1.0
@@ -91,6 +93,7 @@ class Settings:
             max_image_bytes=env_int("AVATAR_MAX_IMAGE_BYTES", defaults.max_image_bytes),
             max_recording_seconds=env_float("AVATAR_MAX_RECORDING_SECONDS", defaults.max_recording_seconds),
             max_recording_bytes=env_int("AVATAR_MAX_RECORDING_BYTES", defaults.max_recording_bytes),
+            live_seconds=env_float("AVATAR_LIVE_SECONDS", defaults.live_seconds),
             min_face_pixels=env_int("AVATAR_MIN_FACE_PIXELS", defaults.min_face_pixels),
             player=env_str("AVATAR_PLAYER", defaults.player).lower(),
             segment_seconds=env_float("AVATAR_SEGMENT_SECONDS", defaults.segment_seconds),

@@ -1,21 +1,45 @@
 // Plays a run's live fragmented MP4 through Media Source Extensions: every fragment is
 // appended the moment it arrives, so the first picture shows as soon as the encoder has it.
+// Safari on an iPhone (iOS 17.1 and later) has only ManagedMediaSource, which works the same once
+// remote playback (AirPlay) is turned off; a browser with neither is told so in one sentence.
+// A live session's player (data-live-edge) starts at the first fragment and keeps near the newest
+// frame, since every moment behind it is a moment the face lags the visitor.
 (() => {
   const START_SECONDS = 0.3; // buffered before playback starts, so a slow second fragment does not stall it
+  // A live session's player: slightly faster while more than LIVE_AHEAD is buffered, and a jump to the
+  // newest frames when more than LIVE_JUMP is.
+  const LIVE_AHEAD = 0.3;
+  const LIVE_JUMP = 1.0;
+  const LIVE_CATCH_UP_RATE = 1.15;
+  const UNSUPPORTED = "This browser cannot play the video while it is being made; " +
+    "it can be downloaded below once it is finished.";
 
   const bufferedAhead = (video) =>
     video.buffered.length ? video.buffered.end(video.buffered.length - 1) - video.currentTime : 0;
+
+  const followLiveEdge = (video) => {
+    const ahead = bufferedAhead(video);
+    if (ahead > LIVE_JUMP) video.currentTime = video.buffered.end(video.buffered.length - 1) - LIVE_AHEAD / 2;
+    video.playbackRate = ahead > LIVE_AHEAD ? LIVE_CATCH_UP_RATE : 1;
+  };
+
+  const sayUnsupported = (video) => {
+    const sentence = document.createElement("p");
+    sentence.className = "live-unsupported";
+    sentence.textContent = UNSUPPORTED;
+    video.replaceWith(sentence);
+  };
 
   const attach = (video) => {
     if (video.dataset.liveAttached) return;
     video.dataset.liveAttached = "1";
     const source = video.dataset.liveSrc;
     const type = video.dataset.liveType;
-    if (!window.MediaSource || !MediaSource.isTypeSupported(type)) {
-      video.src = source; // progressive download still plays, only later
-      return;
-    }
-    const media = new MediaSource();
+    const live = video.dataset.liveEdge !== undefined;
+    const Source = window.MediaSource || window.ManagedMediaSource;
+    if (!Source || !Source.isTypeSupported(type)) return sayUnsupported(video);
+    if (Source !== window.MediaSource) video.disableRemotePlayback = true; // ManagedMediaSource opens only then
+    const media = new Source();
     video.src = URL.createObjectURL(media);
     media.addEventListener("sourceopen", async () => {
       const buffer = media.addSourceBuffer(type);
@@ -27,9 +51,9 @@
         else if (finished) media.endOfStream();
       };
       buffer.addEventListener("updateend", () => {
-        if (video.paused && !video.ended && (finished || bufferedAhead(video) >= START_SECONDS)) {
-          video.play().catch(() => {});
-        }
+        const enough = live ? video.buffered.length > 0 : bufferedAhead(video) >= START_SECONDS;
+        if (video.paused && !video.ended && (finished || enough)) video.play().catch(() => {});
+        if (live && !finished) followLiveEdge(video);
         pump();
       });
       const response = await fetch(source, { cache: "no-store" });
@@ -41,6 +65,7 @@
         pump();
       }
       finished = true;
+      video.playbackRate = 1;
       pump();
     }, { once: true });
   };

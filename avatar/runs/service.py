@@ -1,9 +1,9 @@
 """Serving one run from request to kept files: the one place a run's life is decided, whoever asked for it.
 
-The Talk tab, Photo trials and the benches all ask here, so every run of every kind takes its place
-in its engine's waiting line, starts on the chosen engine (or the fallback, saying why), reports in
-the same words, and keeps its finished files the same way before its temporary folder goes. A
-caller only turns the events into what it shows.
+The Talk tab, the Live tab, Photo trials and the benches all ask here, so every run of every kind
+takes its place in its engine's waiting line, starts on the chosen engine (or the fallback, saying
+why), reports in the same words, and keeps its finished files the same way before its temporary
+folder goes. A caller only turns the events into what it shows.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from avatar.live_stream import LiveStreams
 from avatar.runs import status
 from avatar.runs.run import CaptionsReady, Run, RunCancelled, RunFinished, RunStats, SegmentReady
 from avatar.sharing import Share, ShareRegistry
+from avatar.speech.live_source import LiveMicrophones, LiveSpeech
 from avatar.speech.recording import RecordedSpeech, load_recording
 from avatar.speech.sources import SpeechSource, TypedSpeech
 from avatar.speech.text import check_text, markup_notice
@@ -53,7 +54,15 @@ class RecordedAudio:
     words: str | None = None
 
 
-SpeechRequest = TypedText | RecordedAudio
+@dataclass(frozen=True)
+class LiveAudio:
+    """Speech from the visitor's microphone as they talk (the Live tab), which the page sends to `microphones`;
+    `words`, if typed, become the captions of the take."""
+
+    words: str | None = None
+
+
+SpeechRequest = TypedText | RecordedAudio | LiveAudio
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,8 @@ class RunService:
         self.live_streams = live_streams
         self.shares = shares
         self.read_face = read_face
+        # Live sessions that have started, by token: the page sends each one its microphone's sound.
+        self.microphones = LiveMicrophones()
 
     def serve(
         self, request: RunRequest, keep_in: KeepIn | None = None, progress: Progress | None = None
@@ -173,6 +184,8 @@ class RunService:
             self.settings.segment_seconds, self.settings.first_segment_seconds, live, self.settings.max_video_side,
         )
         run.stats.notice = " ".join(part for part in (*notices, fallback_notice) if part)
+        if isinstance(speech, LiveSpeech):
+            self.microphones.add(speech)
         return run
 
     def check_speech(self, asked: SpeechRequest) -> None:
@@ -183,6 +196,8 @@ class RunService:
         """The run's speech source, checked before the run starts, and what to tell the visitor about it."""
         if isinstance(asked, RecordedAudio):
             return self._recording(asked), []
+        if isinstance(asked, LiveAudio):
+            return self._live(asked), []
         cleaned = check_text(asked.text, self.settings.max_text_chars)
         speaker = asked.speaker or Speaker(self.voices.find(asked.voice_key), self.settings.edge_tts_timeout)
         speaker.check_language(cleaned)
@@ -194,6 +209,12 @@ class RunService:
         recording = load_recording(asked.path, self.settings.max_recording_seconds, self.settings.max_recording_bytes)
         typed = (asked.words or "").strip()
         return RecordedSpeech(recording, check_text(typed, self.settings.max_text_chars) if typed else "")
+
+    def _live(self, asked: LiveAudio) -> LiveSpeech:
+        if not self.settings.live_player:
+            raise UserFacingError("Live sessions need the live player, and this server plays finished pieces instead.")
+        typed = (asked.words or "").strip()
+        return LiveSpeech(self.settings.live_seconds, check_text(typed, self.settings.max_text_chars) if typed else "")
 
     def _engine(self, engine_key: str | None, progress: Progress | None) -> tuple[LoadedEngine, str]:
         try:
