@@ -157,8 +157,8 @@ def table(rows: list[dict]) -> str:
     for row in rows:
         goal = "" if row["way"].startswith("typed") else ("met" if row["median_s"] <= GOAL_SECONDS else "missed")
         lines.append(
-            f"| {row['way']} | {row['predicted_s']:.2f} | {row['median_s']:.2f} | {min(row['runs_s']):.2f} | {row['first_run_s']:.2f} "
-            f"| {row['speech_ready_s']:.2f} | {row['first_segment_s']:.2f} | {goal} |"
+            f"| {row['way']} | {row['predicted_s']:.2f} | {row['median_s']:.2f} | {min(row['runs_s']):.2f} "
+            f"| {row['first_run_s']:.2f} | {row['speech_ready_s']:.2f} | {row['first_segment_s']:.2f} | {goal} |"
         )
     return "\n".join(lines)
 
