@@ -12,6 +12,7 @@ import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from avatar.config import FPS
 from avatar.framing import Framing
 from avatar.live_stream import MIME_TYPE
 from avatar.runs.run import Run
@@ -38,11 +39,16 @@ class LiveView:
     status: str | Keep = KEEP
 
 
-def live_player(stream_path: str, microphone_path: str) -> str:
-    """A muted <video> that ui/live_player.js keeps near the stream's newest frame, and the address for the sound."""
+def live_player(stream_path: str, microphone_path: str, chunk_seconds: float = 0.0) -> str:
+    """A muted <video> that ui/live_player.js keeps near the stream's newest frame, and the address for the sound.
+
+    `chunk_seconds` is how much video the engine draws at once (0: any amount): the player lets that much more
+    pile up before it catches up, rather than skip the frames of every chunk.
+    """
     return (
-        f'<video data-live-src="{html.escape(stream_path)}" data-live-type="{html.escape(MIME_TYPE)}" data-live-edge '
-        f'data-live-microphone="{html.escape(microphone_path)}" autoplay muted playsinline controls '
+        f'<video data-live-src="{html.escape(stream_path)}" data-live-type="{html.escape(MIME_TYPE)}" '
+        f'data-live-edge="{chunk_seconds:.2f}" data-live-microphone="{html.escape(microphone_path)}" '
+        'autoplay muted playsinline controls '
         'style="width: 100%; max-height: 512px; background: #000"></video>'
         f'<p class="live-note">{html.escape(MUTED_NOTE)}</p>'
     )
@@ -87,7 +93,8 @@ def _views(events: Iterator[RunEvent]) -> Iterator[LiveView]:
             yield LiveView(status=event.status)
         elif isinstance(event, Started):
             assert isinstance(event.run.speech, LiveSpeech) and event.live_path is not None  # LiveAudio's, streamed
-            player = live_player(event.live_path, f"{MICROPHONE_PATH}/{event.run.speech.token}")
+            chunk_seconds = (event.run.engine.chunk_frames or 0) / FPS
+            player = live_player(event.live_path, f"{MICROPHONE_PATH}/{event.run.speech.token}", chunk_seconds)
             yield LiveView(run=event.run, video=player, status=event.status)
         elif isinstance(event, Progressed):
             yield LiveView(status=event.status)
