@@ -777,6 +777,8 @@ def _control(folder: Path, log: EventLog, tiny: bool) -> None:
             try:
                 if asked.get("kind") == "gradio_threads":
                     answer = _gradio_threads(asked["tokens"])
+                elif asked.get("kind") == "default_threads":
+                    answer = _default_threads(asked["tokens"])
                 else:
                     answer = _engine_only(studio, key, asked, tiny)
             except Exception as error:  # reported in the result, the server carries on
@@ -795,6 +797,18 @@ def _gradio_threads(tokens: int | None) -> dict:
 
     asyncio.run_coroutine_threadsafe(change(), _Bench.loop).result(timeout=10)
     return {"gradio_threads": tokens}
+
+
+def _default_threads(tokens: int) -> dict:
+    """Resize anyio's default pool of worker threads (40): a small pool shows on a small machine what a full one
+    does on a large one."""
+    import anyio.to_thread
+
+    async def change() -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = tokens
+
+    asyncio.run_coroutine_threadsafe(change(), _Bench.loop).result(timeout=10)
+    return {"default_threads": tokens}
 
 
 def _engine_only(studio: object, key: str, asked: dict, tiny: bool) -> dict:
@@ -837,7 +851,11 @@ def _write_json(path: Path, value: object) -> None:
 def server_env(tiny: bool, weights: Path | None) -> dict[str, str]:
     """The app's settings for the bench: FlashHead Lite from `weights`, or (tiny) the default engine, small."""
     if tiny:
-        return {"AVATAR_ENGINE": "default", "AVATAR_CROP_SIZE": "128", "AVATAR_MAX_VIDEO_SIDE": "192"}
+        return {
+            "AVATAR_ENGINE": "default",
+            "AVATAR_CROP_SIZE": os.environ.get("AVATAR_CROP_SIZE", "128"),
+            "AVATAR_MAX_VIDEO_SIDE": os.environ.get("AVATAR_MAX_VIDEO_SIDE", "192"),
+        }
     assert weights is not None
     return {
         "AVATAR_ENGINE": "flashhead-lite",
@@ -1184,6 +1202,9 @@ def measure(args: argparse.Namespace, report: dict, save: Callable[[], None]) ->
         print(f"{time.monotonic() - started:.0f} s: engine ready: {ready}", flush=True)
         warm = plan_visitors(1, 0.1, recordings, seed=1)[:1]  # the first run's own costs (its encoder, face) untimed
         serve_load(server, clients, warm, recordings, 0, engine_key, args.drain)
+        if args.default_threads:
+            report["default_threads"] = ask(control, 999, {"kind": "default_threads", "tokens": args.default_threads},
+                                            30)
         for number, (side, load) in enumerate(steps(args.loads, args.own_threads_at)):
             if not wanted(side, args.app_only):
                 continue
@@ -1230,6 +1251,8 @@ def main() -> None:
     parser.add_argument("--recordings", type=Path, default=None, help="folder of WAVs (made if missing)")
     parser.add_argument("--landmarks", type=Path, default=None, help="MediaPipe's answers to replay (made if missing)")
     parser.add_argument("--app-only", action="store_true", help="skip the engine-only runs")
+    parser.add_argument("--default-threads", type=int, default=0,
+                        help="resize anyio's default pool of worker threads (40) before the loads")
     parser.add_argument("--prepare", action="store_true", help="only make the recordings and landmarks, then stop")
     parser.add_argument("--tiny", action="store_true", help="the default engine, small video: checks the bench")
     parser.add_argument("--results", type=Path, default=None, help="also write the section into this RESULTS.md")
@@ -1255,6 +1278,7 @@ def main() -> None:
         "tiny": args.tiny,
         "seconds": args.seconds,
         "landmarks": "replayed" if args.landmarks else "MediaPipe",
+        "default_threads": None,
         "app": [],
         "engine": [],
         "skipped": [],
@@ -1304,7 +1328,9 @@ def render_section(report: dict) -> str:
         f"{engine.get('engine', '?')} on {engine.get('device', '?')} with {engine.get('sessions', '?')} sessions "
         f"(loaded and compiled in {cell(engine.get('seconds'), 0)} s); visitors arriving over "
         f"{report['seconds']:g} s per load, each sending the photo and one of the recordings "
-        f"{report.get('recordings_s', [])} s; MediaPipe's answers {report['landmarks']}.",
+        f"{report.get('recordings_s', [])} s; MediaPipe's answers {report['landmarks']}."
+        + (f" anyio's default pool of worker threads resized from 40 to {report['default_threads']['default_threads']}."
+           if report.get("default_threads") else ""),
         "",
         "App: through the real server, Generate -> the first fragment holding a frame at the client; stalls from "
         "the fragments' media times against their arrival, playing in real time from the first frame. Engine: "
