@@ -81,7 +81,7 @@ def test_in_a_whole_photo_nothing_outside_the_face_moves(client):
     assert outside.sum() > 0.05 * outside.size
     # Up to H.264's rounding: a pixel that never changes is encoded the same in every frame.
     assert np.abs(frames[:, outside].astype(int) - still[outside].astype(int)).mean() < 4
-    assert np.abs(frames[:, outside].astype(int) - frames[:1, outside].astype(int)).max() < 24
+    assert frames[:, outside].astype(np.float32).std(axis=0).mean() < 1.5
 
 
 def test_a_tight_head_shots_close_up_shows_no_mirrored_edges_and_the_preview_says_what_is_filled(client, tight):
