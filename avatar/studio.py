@@ -8,7 +8,6 @@ benchmarks) without it. Runs themselves are served by `avatar/runs/service.py`.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from avatar.config import SAMPLE_FACES_DIR, Settings
@@ -22,6 +21,7 @@ from avatar.housekeeping import RESULT_KEEP_SECONDS
 from avatar.images import PHOTO_SUFFIXES, load_photo
 from avatar.judging.inspection import inspect_photo, rank
 from avatar.live_stream import LiveStreams
+from avatar.recent import RecentReadings
 from avatar.runs.service import RunService
 from avatar.serving import join_cluster
 from avatar.sharing import SHARES_FOLDER, ShareRegistry
@@ -32,41 +32,6 @@ from avatar.waiting_line import WaitingLine
 # Faces read lately are kept within this many bytes of photos (a photo may be 40 MP): Generate then finds the
 # face read when the photo was picked, instead of reading it again (0.1-0.2 s on 2 cores, before the first picture).
 KEPT_FACE_BYTES = 256_000_000
-
-
-class RecentFaces:
-    """Faces by photo file (path, size, modification time) and framing, the latest kept within a byte budget."""
-
-    def __init__(self, budget: int = KEPT_FACE_BYTES) -> None:
-        self.budget = budget
-        self._faces: OrderedDict[tuple, Face] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(photo_path: str | Path, framing: Framing) -> tuple | None:
-        """What identifies a reading; None for a path that is no file (its reading says why)."""
-        try:
-            path = Path(photo_path).resolve()
-            stat = path.stat()
-        except OSError:
-            return None
-        return str(path), stat.st_size, stat.st_mtime_ns, framing
-
-    def get(self, key: tuple | None) -> Face | None:
-        with self._lock:
-            face = self._faces.get(key) if key is not None else None
-            if face is not None:
-                self._faces.move_to_end(key)
-            return face
-
-    def put(self, key: tuple | None, face: Face) -> None:
-        if key is None:
-            return
-        with self._lock:
-            self._faces[key] = face
-            self._faces.move_to_end(key)
-            while len(self._faces) > 1 and sum(kept.photo.nbytes for kept in self._faces.values()) > self.budget:
-                self._faces.popitem(last=False)
 
 
 class Studio:
@@ -87,7 +52,7 @@ class Studio:
             self.settings, self.engines, self.voices, self.line, self.live_streams, self.shares, self.read_face
         )
         self._samples: list[Path] | None = None
-        self._faces = RecentFaces()
+        self._faces: RecentReadings[Face] = RecentReadings(KEPT_FACE_BYTES, lambda face: face.photo.nbytes)
         self._samples_lock = threading.Lock()
 
     def sample_faces(self) -> list[Path]:
@@ -101,17 +66,16 @@ class Studio:
     def read_face(self, photo_path: str | Path | None, framing: Framing = Framing.WHOLE) -> Face:
         """The photo's face, cropped as the engine will see it in `framing`, or a `UserFacingError`.
 
-        A photo read lately (when it was picked) is not read again: its face is kept (`RecentFaces`).
+        A photo read lately (when it was picked) is not read again: its face is kept.
         """
         if not photo_path:
             raise UserFacingError("Please pick a sample face or upload a photo first.")
-        key = self._faces.key(photo_path, framing)
-        face = self._faces.get(key)
-        if face is None:
+
+        def read() -> Face:
             photo = load_photo(photo_path, self.settings.max_image_pixels, self.settings.max_image_bytes)
-            face = read_face(photo, self.settings.crop_size, self.settings.min_face_pixels, framing)
-            self._faces.put(key, face)
-        return face
+            return read_face(photo, self.settings.crop_size, self.settings.min_face_pixels, framing)
+
+        return self._faces.read(self._faces.key(photo_path, framing), read)
 
     def recorded_speaker(self, voice_key: str | None) -> RecordedSpeaker:
         """A speaker whose every run repeats the same recording of each sentence (photo trials)."""

@@ -40,6 +40,16 @@ BOX = """selector => {
   const box = element.getBoundingClientRect();
   return {top: box.top, bottom: box.bottom, height: box.height};
 }"""
+# Watches the status line's progress overlay: `window.__answered` once an event that writes the status has run.
+ANSWERED = """() => {
+  const tracker = document.querySelector('#status [data-testid=status-tracker]');
+  let busy = false;
+  window.__answered = false;
+  new MutationObserver(() => {
+    if (!tracker.classList.contains('hide')) busy = true;
+    else if (busy) window.__answered = true;
+  }).observe(tracker, {attributes: true, attributeFilter: ['class']});
+}"""
 # The recording box's and the speech choice's controls that a thumb may touch, with their sizes.
 CONTROLS = """() => [...document.querySelectorAll('#speech-from label, #recording button, #recording select')]
   .filter(element => element.offsetParent !== null && getComputedStyle(element).visibility !== 'hidden')
@@ -154,7 +164,7 @@ def over_the_limit(folder: Path, spoken_wav: Path) -> Path:
     ],
     ids=["not-a-sound", "silence", "over-the-limit"],
 )
-def test_a_recording_the_app_cannot_use_gets_one_plain_sentence_and_the_face_text_and_file_stay(
+def test_a_recording_the_app_cannot_use_gets_one_plain_sentence_at_once_and_at_generate_and_nothing_is_lost(
     visitor, folder, spoken_wav, make, begins, ends
 ):
     page = visitor.page
@@ -162,10 +172,14 @@ def test_a_recording_the_app_cannot_use_gets_one_plain_sentence_and_the_face_tex
     visitor.use_recording()
     visitor.type_text(TYPED)
     visitor.upload_recording(make(folder, spoken_wav))
+    at_once = visitor.wait_finished(timeout=60)  # the sentence comes as soon as the file is chosen
+    page.evaluate(ANSWERED)
     visitor.generate()
-    status = visitor.wait_finished(timeout=60)
+    page.wait_for_function("() => window.__answered", timeout=WAIT_MS)
+    status = visitor.status()
     errors = page.locator('[data-testid="toast-body"]').count()
     video = page.locator("#video video").count()
+    assert at_once == status, "the sentence when the file was chosen is not the one at Generate"
     assert status.startswith(f"⚠️ {begins}") and status.endswith(ends), status
     assert "Error" not in status and "Traceback" not in status
     assert errors == 0, "Gradio showed an error of its own"

@@ -67,6 +67,13 @@ class SpeechInputs:
 
 
 @dataclass(frozen=True)
+class RecordingNote:
+    """The status line once a recording is chosen: why it cannot be used, cleared of an earlier refusal, or kept."""
+
+    status: str | Keep
+
+
+@dataclass(frozen=True)
 class ShareView:
     """The Share button, shown once there is a finished video, and the box with its link."""
 
@@ -162,6 +169,17 @@ def talk(
     speech = speech_request(speech_from, words, voice_key, recording)
     request = RunRequest(photo_path, speech, engine_key, Framing(framing or Framing.WHOLE))
     return until_refused(_views(studio.runs.serve(request, progress=progress)), _refused)
+
+
+def recording_chosen(studio: Studio, recording: str | None, shown: str | None = None) -> RecordingNote:
+    """Decode the recording the visitor just chose, so that Generate finds it ready; one that cannot be used
+    says why at once, where the run's refusal would (`shown` is the status line now)."""
+    try:
+        studio.runs.prepare_recording(recording)
+    except VISITOR_PROBLEMS as error:
+        return RecordingNote(plain_message(error))
+    refused_before = (shown or "").startswith("⚠️")  # plain_message's mark
+    return RecordingNote("" if recording and refused_before else KEEP)
 
 
 def shareable(shared: Share | None) -> ShareView:

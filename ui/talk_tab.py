@@ -19,7 +19,7 @@ from avatar.studio import Studio
 from ui import talk_handlers
 from ui.photo_input import photo_input
 from ui.share_page import page_url
-from ui.talk_handlers import FacePreview, ShareView, SpeechInputs, TalkView
+from ui.talk_handlers import FacePreview, RecordingNote, ShareView, SpeechInputs, TalkView
 from ui.views import outputs, updates
 
 SCRIPTS = [Path(__file__).with_name(name) for name in ("playback.js", "live_player.js", "layout.js", "captions.js")]
@@ -129,6 +129,10 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     def preview_face(photo_path: str | None, chosen_framing: str = Framing.WHOLE.value) -> tuple:
         return updates(talk_handlers.preview_face(studio, photo_path, chosen_framing))
 
+    def recording_chosen(recorded: str | None, shown: str | None) -> object:
+        (note,) = updates(talk_handlers.recording_chosen(studio, recorded, shown))  # one output: its value alone
+        return note
+
     def speech_switched(choice: str, words: str) -> tuple:
         return updates(talk_handlers.speech_inputs(choice, words, tuple(EXAMPLE_SENTENCES)))
 
@@ -162,6 +166,8 @@ def build_talk_tab(page: gr.Blocks, studio: Studio) -> TalkTab:
     framing.change(preview_face, [photo, framing], face_outputs, api_visibility="private")
     page.load(preview_face, [photo, framing], face_outputs, api_visibility="private")
     speech_from.change(speech_switched, [speech_from, text], speech_outputs, api_visibility="private")
+    note_outputs = outputs(RecordingNote, status=status)
+    recording.change(recording_chosen, [recording, status], note_outputs, api_visibility="private")
     generation = generate.click(
         run, [photo, text, voice, engine, speech_from, recording, framing], run_outputs, api_name="run",
         concurrency_limit=None,

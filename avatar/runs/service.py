@@ -24,17 +24,21 @@ from avatar.errors import UserFacingError
 from avatar.faces import Face
 from avatar.framing import Framing
 from avatar.live_stream import LiveStreams
+from avatar.recent import RecentReadings
 from avatar.runs import status
 from avatar.runs.run import CaptionsReady, Run, RunCancelled, RunFinished, RunStats, SegmentReady
 from avatar.sharing import Share, ShareRegistry
 from avatar.speech.live_source import LiveMicrophones, LiveSpeech
-from avatar.speech.recording import RecordedSpeech, load_recording
+from avatar.speech.recording import RecordedSpeech, Recording, load_recording
 from avatar.speech.sources import SpeechSource, TypedSpeech
 from avatar.speech.text import check_text, markup_notice
 from avatar.speech.voices import Speaker, VoiceCatalogue
 from avatar.waiting_line import WaitingLine
 
 log = logging.getLogger(__name__)
+# Recordings decoded lately are kept within this many bytes of sound (a minute is 5.8 MB): the page has the
+# recording decoded when it is chosen, so Generate does not wait for ffprobe and ffmpeg before the first picture.
+KEPT_RECORDING_BYTES = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,9 @@ class RunService:
         self.read_face = read_face
         # Live sessions that have started, by token: the page sends each one its microphone's sound.
         self.microphones = LiveMicrophones()
+        self._recordings: RecentReadings[Recording] = RecentReadings(
+            KEPT_RECORDING_BYTES, lambda recording: recording.audio.nbytes
+        )
 
     def serve(
         self, request: RunRequest, keep_in: KeepIn | None = None, progress: Progress | None = None
@@ -206,9 +213,17 @@ class RunService:
     def _recording(self, asked: RecordedAudio) -> RecordedSpeech:
         if not asked.path:
             raise UserFacingError("Please record something with the microphone or choose a sound file first.")
-        recording = load_recording(asked.path, self.settings.max_recording_seconds, self.settings.max_recording_bytes)
+        limits = self.settings.max_recording_seconds, self.settings.max_recording_bytes
+        key = self._recordings.key(asked.path, *limits)
+        recording = self._recordings.read(key, lambda: _shared(load_recording(asked.path, *limits)))
         typed = (asked.words or "").strip()
         return RecordedSpeech(recording, check_text(typed, self.settings.max_text_chars) if typed else "")
+
+    def prepare_recording(self, path: str | Path | None) -> None:
+        """Decode a recording as soon as the visitor chooses it, so that Generate finds it ready; a
+        `UserFacingError` says at once why it cannot be used."""
+        if path:
+            self._recording(RecordedAudio(path))
 
     def _live(self, asked: LiveAudio) -> LiveSpeech:
         if not self.settings.live_player:
@@ -264,3 +279,9 @@ class RunService:
         except OSError:
             log.exception("the finished video could not be kept for sharing")
             return None
+
+
+def _shared(recording: Recording) -> Recording:
+    """A recording that several runs may read: its sound made read-only, so that none can change it for the others."""
+    recording.audio.flags.writeable = False
+    return recording

@@ -1,4 +1,5 @@
-"""A face read when its photo was picked is not read again at Generate, and a changed photo is read afresh."""
+"""What the page read when a file was chosen (a photo's face, a recording's sound) is not read again at Generate;
+a changed file is read afresh."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import soundfile
 
+import avatar.runs.service
 import avatar.studio
 from avatar.config import Settings
 from avatar.framing import Framing
-from avatar.studio import RecentFaces, Studio
+from avatar.recent import RecentReadings
+from avatar.runs.service import RecordedAudio
+from avatar.speech.offline_voice import OfflineVoice
+from avatar.studio import Studio
 from tests.helpers import ASTRONAUT, GRACE_HOPPER
 
 
@@ -48,11 +54,21 @@ def test_a_photo_replaced_under_the_same_name_and_another_framing_are_read_afres
     assert replaced.photo.shape != first.photo.shape
 
 
-def test_kept_faces_stay_within_their_byte_budget():
-    class Kept:
-        photo = np.zeros(1000, np.uint8)
-
-    faces = RecentFaces(budget=2500)
+def test_kept_readings_stay_within_their_byte_budget():
+    readings = RecentReadings(budget=2500, size=lambda reading: reading.nbytes)
     for name in "abcd":
-        faces.put((name,), Kept())
-    assert [faces.get((name,)) is not None for name in "abcd"] == [False, False, True, True]
+        readings.put((name,), np.zeros(1000, np.uint8))
+    assert [readings.get((name,)) is not None for name in "abcd"] == [False, False, True, True]
+
+
+def test_generate_takes_the_recording_decoded_when_it_was_chosen(monkeypatch, tmp_path):
+    decoded = []
+    real = avatar.runs.service.load_recording
+    monkeypatch.setattr(avatar.runs.service, "load_recording", lambda *args: decoded.append(args) or real(*args))
+    studio = Studio(replace(Settings(), voice="offline", work_dir=tmp_path / "work"))
+    spoken = OfflineVoice().speak("Hello there.")
+    recording = tmp_path / "hello.wav"
+    soundfile.write(recording, spoken.audio, spoken.sample_rate)
+    studio.runs.prepare_recording(str(recording))
+    studio.runs.check_speech(RecordedAudio(str(recording), "Hello there."))
+    assert len(decoded) == 1
