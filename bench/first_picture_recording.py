@@ -109,7 +109,7 @@ def give_speech(driver: RecordingDriver, way: Way, files: dict[Way, Path]) -> No
 
 def one_run(driver: RecordingDriver, way: Way, files: dict[Way, Path]) -> dict:
     give_speech(driver, way, files)
-    driver.page.wait_for_timeout(500)  # the page settles (the upload's waveform drawn) before the click
+    driver.page.wait_for_timeout(1000)  # a person presses Generate a moment after choosing the file
     driver.generate()
     first = driver.wait_first_picture(timeout=120)
     status = driver.wait_finished(timeout=300)
