@@ -58,8 +58,8 @@ FIRST_SOUND_SECONDS = 30.0
 STALL_SECONDS = 3.0
 # How often a wait for sound looks at the clock.
 POLL_SECONDS = 0.1
-# The rates a microphone may send at (browsers capture at 16 to 96 kHz), and the most one post may carry
-# (a few seconds, after a network hiccup).
+# The rates a page may send at (its audio context's: 44.1 or 48 kHz on most machines), and the most one
+# post may carry (several seconds, sent at once after a network hiccup).
 RATES = (8_000, 192_000)
 MAX_POST_BYTES = 2_000_000
 
@@ -244,11 +244,6 @@ class LiveSpeech(SpeechSource):
     @property
     def summary(self) -> str:
         return f"live from your microphone (up to {self.max_seconds:.0f} s)"
-
-    @property
-    def seconds(self) -> float:
-        """Sound taken so far."""
-        return self._received / AUDIO_RATE
 
     @property
     def ended(self) -> bool:
