@@ -17,7 +17,9 @@ from diffusers import ModelMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
+from avatar.engines.flashhead import norm_rope
 from avatar.engines.flashhead.fp8 import use_fp8
+from avatar.engines.flashhead.norm_rope import apply_rope, rms_norm
 
 # Audio adapter sizes of the published model (not in config.json).
 AUDIO_WINDOW = 5
@@ -67,15 +69,6 @@ def rope_tables(head_dim: int, grid: tuple[int, int, int], device: torch.device)
     return cos.to(device, torch.float32), sin.to(device, torch.float32)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs (x[2i], x[2i+1]) of x (B, L, heads, head_dim) by the token's angles."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    real, imag = pairs[..., 0], pairs[..., 1]
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-    rotated = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
-
-
 class RMSNorm(nn.Module):
     """RMS normalisation over the full width, in float32, then the learned scale."""
 
@@ -85,8 +78,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        return (x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        return rms_norm(x, self.weight, self.eps)
 
 
 # The fewest rows (tokens of a batch) for which the FFN's first product takes its GELU in the epilogue. On an H100
@@ -143,6 +135,9 @@ class SelfAttention(_Attention):
     def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
         super().__init__(dim, num_heads, eps)
         self.qkv: nn.Linear | None = None
+        # With the fused q/k/v on CUDA, the q/k norm and rope in one kernel (norm_rope.qk_norm_rope). Off: inductor's
+        # own kernels for them, as before, the speed bench's baseline.
+        self.fused_norm_rope = True
 
     def fuse_qkv(self) -> None:
         """Replace q, k, v by one Linear (one GEMM instead of three); call after loading weights."""
@@ -155,11 +150,16 @@ class SelfAttention(_Attention):
         del self.q, self.k, self.v
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        heads = self.num_heads
+        if self.qkv is not None and self.fused_norm_rope and norm_rope.fused_on(x):
+            qkv = self.qkv(x)
+            weights = self.norm_q.weight, self.norm_k.weight
+            qk = norm_rope.qk_norm_rope(qkv, *weights, cos, sin, self.norm_q.eps)
+            return self.o(_attention(qk[:, :, 0], qk[:, :, 1], qkv[..., 2 * x.shape[-1] :], heads))
         if self.qkv is not None:
             q, k, v = self.qkv(x).chunk(3, dim=-1)
         else:
             q, k, v = self.q(x), self.k(x), self.v(x)
-        heads = self.num_heads
         q = apply_rope(self.norm_q(q).unflatten(-1, (heads, -1)), cos, sin).flatten(2)
         k = apply_rope(self.norm_k(k).unflatten(-1, (heads, -1)), cos, sin).flatten(2)
         return self.o(_attention(q, k, v, heads))
