@@ -81,6 +81,15 @@ PREDICTIONS = {
     "same bytes with the GELU applied, predicted under 3% slower than the plain product: 4 blocks 7.79 -> ~7.40 ms "
     "(-5%), profile 7.33 -> ~6.95 ms, 1.51x -> ~1.43x its products alone; b1 1.44 -> ~1.40 ms; 30 blocks -3.3 ms a "
     "step, b8 useful fps 438 -> ~451 (+3%); relative error against the GELU apart ~1e-3 (one bf16 rounding fewer)",
+    "the q/k RMSNorm and rope in one Triton kernel (norm_rope.qk_norm_rope)": "at 8 Lite sessions (H100) inductor's "
+    "kernel for them took 0.440 ms of 4 blocks, 126 MB a block at 1.15 TB/s (38% of the copy rate); one pass "
+    "holding each token's q or k in registers moves the same bytes at ~2.4 TB/s (80%): ~0.21 ms, so 4 blocks "
+    "8.07 -> ~7.84 ms (-2.9%), profile 7.04 -> ~6.81 ms, 1.43x -> ~1.38x its products alone; b1 1.56 -> ~1.53 ms; 30 "
+    "blocks -1.7 ms a step, b8 useful fps 442 -> ~449 (+1.6%); relative error against inductor's ~1e-3 (the same "
+    "roundings, sums in another order)",
+    "the LTX decoder's 3D convolutions channels-last (torch.channels_last_3d)": "cuDNN's bf16 convolutions work in "
+    "NDHWC; in NCDHW each of the decoder's convolutions adds layout transposes around its product: eager decode "
+    "at b8 -10 to -20%",
     "inductor's coordinate-descent tuning of its kernels": "the 1.3 ms of norm, modulation, rope and residual "
     "kernels left in 4 blocks at b8 run at about 1.8 TB/s of the H200's 4.3; tuned block sizes: -5 to -15% of them, "
     "4 blocks ~7.40 -> ~7.25 ms; bit-identical output",
@@ -304,9 +313,11 @@ ATTENTION_ORDERS = {
 @dataclass(frozen=True)
 class StepVariant:
     """One way to run the transformer config's blocks: the FFN's GELU in its product's epilogue or apart (as before
-    transformer.linear_gelu), FP8 products, the attention order, and inductor settings patched while it compiles."""
+    transformer.linear_gelu), the q/k norm and rope in one kernel or in inductor's (as before norm_rope), FP8
+    products, the attention order, and inductor settings patched while it compiles."""
 
     gelu_epilogue: bool = True
+    fused_norm_rope: bool = True
     fp8: bool = False
     attention: str = "sdpa"
     inductor: tuple[tuple[str, object], ...] = ()
@@ -314,7 +325,8 @@ class StepVariant:
 
 # The transformer config's variants (--variants picks some); the first one picked is the others' reference.
 STEP_VARIANTS = {
-    "bf16-gelu-apart": StepVariant(gelu_epilogue=False),
+    "bf16-gelu-apart": StepVariant(gelu_epilogue=False, fused_norm_rope=False),
+    "bf16-norm-rope-apart": StepVariant(fused_norm_rope=False),
     "bf16": StepVariant(),
     "bf16-coordinate-descent": StepVariant(inductor=(("coordinate_descent_tuning", True),)),
     "bf16-cudnn-attention": StepVariant(attention="cudnn"),
@@ -382,6 +394,7 @@ def variant_transformer(
     transformer = seeded_transformer(config, device, dtype)
     for block in transformer.blocks:
         block.gelu_epilogue = variant.gelu_epilogue
+        block.self_attn.fused_norm_rope = variant.fused_norm_rope
     if variant.fp8:
         transformer.use_fp8()
     order = ATTENTION_ORDERS[variant.attention]
@@ -487,19 +500,27 @@ def time_step(
 
 
 def decode_search(pipeline: FlashHeadPipeline, batches: list[int], clock: Clock) -> dict[str, float]:
-    """The eager VAE decode of a chunk at each batch size, with cuDNN's algorithm search off and on."""
+    """The eager VAE decode of a chunk at each batch size, with cuDNN's algorithm search off and on, in the default
+    memory layout and channels-last (weights and latents)."""
     rows = {}
     frames = pipeline.layout.frames
     latent_frames = 1 + (frames - 1) // pipeline.transformer.frames_per_latent
     side = pipeline.size // pipeline.transformer.config.vae_stride[1]
     channels = pipeline.transformer.config.out_dim
-    for search in (False, True):
-        torch.backends.cudnn.benchmark = search
-        for batch in batches:
-            latents = torch.randn(batch, channels, latent_frames, side, side, device=clock.device, dtype=pipeline.dtype)
-            times = [clock.time(lambda latents=latents: pipeline.codec.decode(latents))[1] for _ in range(5)]
-            rows[f"decode_b{batch}_{'search' if search else 'heuristic'}_ms"] = float(np.median(times[2:]))
+    for layout in (torch.contiguous_format, torch.channels_last_3d):
+        pipeline.codec.vae.to(memory_format=layout)
+        for search in (False, True):
+            torch.backends.cudnn.benchmark = search
+            for batch in batches:
+                latents = torch.randn(
+                    batch, channels, latent_frames, side, side, device=clock.device, dtype=pipeline.dtype
+                ).to(memory_format=layout)
+                times = [clock.time(lambda latents=latents: pipeline.codec.decode(latents))[1] for _ in range(5)]
+                name = f"decode_b{batch}_{'search' if search else 'heuristic'}_{str(layout).removeprefix('torch.')}"
+                rows[f"{name}_ms"] = float(np.median(times[2:]))
+                print(f"{name}: {rows[f'{name}_ms']:.1f} ms", flush=True)
     torch.backends.cudnn.benchmark = False
+    pipeline.codec.vae.to(memory_format=torch.contiguous_format)
     return rows
 
 

@@ -5,11 +5,11 @@ worker and in a plain process alike. Each step here runs in a fresh Python proce
 own empty inductor cache), so a crash ends only that step, and each step's row (its result, or its exit status, last
 lines and any backtrace) is added to --json as soon as it ends:
 
-- aoti: a ladder of models, each compiled (`aoti_compile_and_package`) in one process and loaded
-  (`aoti_load_package`) and run in another: no weights and one Triton kernel; one Linear (weights, no Triton); a
-  Linear with LayerNorm and GELU (both); one FlashHead block; a 2-block Lite transformer. The first load that
-  crashes runs again under cuda-gdb (a native backtrace, where a debugger exists), and its package is built again
-  with the wrapper library linked -Bsymbolic and loaded (the fix docs/AOTI_LOAD_CRASH.md proposes).
+- aoti: the simplest package (no weights, one Triton kernel), compiled (`aoti_compile_and_package`) in one process
+  and loaded (`aoti_load_package`) and run in another, as inductor links it and, side by side, with each of LINKS
+  (the fixes docs/AOTI_LOAD_CRASH.md proposes); then a 2-block Lite transformer with the first fix that loaded,
+  checked against its eager output. Where none loaded, the plain load runs again under cuda-gdb (a native
+  backtrace, where a debugger exists).
 - cache: FlashHead Lite's transformer compiled with torch.compile in one process with an empty cache, its
   artifacts saved (`torch.compiler.save_cache_artifacts`), then loaded in a second process with another empty
   cache (`torch.compiler.load_cache_artifacts`), there in a child forked as `spaces` forks its workers: the time to
@@ -27,29 +27,31 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULT = "RESULT "
-# The ladder of models for the aoti step, simplest first.
-LADDER = ("pointwise", "linear", "linear-norm-gelu", "block", "lite")
-# Blocks of the ladder's last rung, the whole Lite transformer (a 2-block one crashed on load before).
+JOURNAL_LOCK = threading.Lock()  # steps run side by side add their rows to one journal
+# Blocks of the aoti step's Lite transformer (a 2-block one crashed on load before).
 LADDER_LAYERS = 2
 
 
 def build(model: str, device: str, tiny: bool, layers: int):
-    """A seeded module of the ladder (or the Lite transformer, "lite") and arguments for it, on `device`."""
+    """A seeded module ("pointwise": no weights, one Triton kernel; "lite": the Lite transformer) and arguments for
+    it, on `device`."""
     import torch
 
-    from avatar.engines.flashhead.transformer import DiTAudioBlock, WanModelAudioProject, rope_tables
+    from avatar.engines.flashhead.transformer import WanModelAudioProject
     from bench.flashhead_speed import transformer_config
 
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     config = transformer_config("lite", tiny)
-    dim, heads = config["dim"], config["num_heads"]
+    dim = config["dim"]
     side = 2 if tiny else 16
     tokens = 5 * side * side
 
@@ -57,37 +59,10 @@ def build(model: str, device: str, tiny: bool, layers: int):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.gelu(x * 2 + 1, approximate="tanh")
 
-    class NormGelu(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.norm = torch.nn.LayerNorm(dim)
-            self.linear = torch.nn.Linear(dim, dim)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.gelu(self.linear(self.norm(x)), approximate="tanh")
-
-    class Block(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.block = DiTAudioBlock(dim, heads, config["ffn_dim"], 1e-6)
-            self.block.self_attn.fuse_qkv()
-            cos, sin = rope_tables(dim // heads, (5, side, side), torch.device(device))
-            self.register_buffer("cos", cos.clone())
-            self.register_buffer("sin", sin.clone())
-
-        def forward(self, x: torch.Tensor, audio: torch.Tensor, t_mod: torch.Tensor) -> torch.Tensor:
-            return self.block(x, audio, t_mod, self.cos, self.sin)
-
     with torch.device(device):
         x = torch.randn(1, tokens, dim)
         if model == "pointwise":
             module, args = Pointwise(), (x,)
-        elif model == "linear":
-            module, args = torch.nn.Linear(dim, dim), (x,)
-        elif model == "linear-norm-gelu":
-            module, args = NormGelu(), (x,)
-        elif model == "block":
-            module, args = Block(), (x, torch.randn(1, 5, 32, dim), torch.randn(1, 6, dim))
         else:
             module = WanModelAudioProject(**dict(config, num_layers=layers))
             module.fuse_qkv()
@@ -255,7 +230,8 @@ def run_command(
         row["backtrace"] = [line[:300] for line in lines if line.startswith("#")][:60]
     print(json.dumps(row), flush=True)
     # Every row as it ends: a probe cut short keeps what it found.
-    journal.write_text(json.dumps([*json.loads(journal.read_text()), row], indent=1))
+    with JOURNAL_LOCK:
+        journal.write_text(json.dumps([*json.loads(journal.read_text()), row], indent=1))
     return row
 
 
@@ -270,31 +246,49 @@ def native_backtrace(args: argparse.Namespace, model: str, package: Path, cache:
     return run_command(command, cache, args.timeout, f"aoti-load {model} under {Path(debugger).name}", args.json)
 
 
-def bsymbolic_compiler(work: Path) -> Path:
-    """A g++ that links shared libraries with -Bsymbolic, so that the package's wrapper library calls its own
-    std::regex instances rather than those torch's libraries export (docs/AOTI_LOAD_CRASH.md)."""
-    script = work / "g++-bsymbolic"
-    script.write_text(
-        '#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic ;; *) exec g++ "$@" ;; esac\n'
-    )
+# Link flags tried on the wrapper library, each through a g++ that adds them to its shared-library link step alone:
+# -Bsymbolic binds the library's own template instances (std::regex's) to itself, before torch's exported ones
+# (docs/AOTI_LOAD_CRASH.md); a static libstdc++ gives it its own copy of the library those instances call into.
+LINKS = {
+    "bsymbolic": "-Wl,-Bsymbolic",
+    "static-libstdc++": "-static-libstdc++ -static-libgcc",
+    "bsymbolic+static-libstdc++": "-Wl,-Bsymbolic -static-libstdc++ -static-libgcc",
+}
+
+
+def linking_compiler(work: Path, name: str, flags: str) -> Path:
+    """A g++ that links shared libraries with `flags` (the package's wrapper library), and compiles as g++ does."""
+    script = work / f"g++-{name}"
+    script.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" {flags} ;; *) exec g++ "$@" ;; esac\n')
     script.chmod(0o755)
     return script
 
 
+def compile_and_load(args: argparse.Namespace, model: str, work: Path, link: str | None = None) -> dict:
+    """`model` compiled (linked as LINKS[link] says, if given) and loaded in two fresh processes: the load's row."""
+    name = f"{model}-{link}" if link else model
+    package, cxx = work / f"{name}.pt2", linking_compiler(work, link, LINKS[link]) if link else None
+    compiled_row = run_step(args, "aoti-compile", model, package, work / f"cache-{name}", cxx=cxx)
+    if compiled_row["result"] is None:
+        return compiled_row
+    return run_step(args, "aoti-load", model, package, work / f"cache-{name}-load")
+
+
 def probe_aoti(args: argparse.Namespace, work: Path) -> None:
-    """Compile and load each model of the ladder until a load crashes; then where (a native backtrace), and whether
-    the same package linked with -Bsymbolic loads."""
-    for model in LADDER:
-        package = work / f"{model}.pt2"
-        if run_step(args, "aoti-compile", model, package, work / f"cache-{model}")["result"] is None:
-            continue
-        if run_step(args, "aoti-load", model, package, work / f"cache-{model}-load")["result"] is not None:
-            continue
-        native_backtrace(args, model, package, work / f"cache-{model}-gdb")
-        symbolic = work / f"{model}-bsymbolic.pt2"
-        run_step(args, "aoti-compile", model, symbolic, work / f"cache-{model}-s", cxx=bsymbolic_compiler(work))
-        run_step(args, "aoti-load", model, symbolic, work / f"cache-{model}-sl")
-        return
+    """The simplest package built as inductor builds it and with each of LINKS, side by side (each compile is
+    mostly one process's C++ build): which ones load. Then the 2-block Lite transformer with the first link that
+    loaded, checked against its eager output; where none loaded, where the plain load crashes (a native backtrace).
+    """
+    links = [None, *LINKS]
+    with ThreadPoolExecutor(len(links)) as pool:
+        rows = dict(
+            zip(links, pool.map(lambda link: compile_and_load(args, "pointwise", work, link), links), strict=True)
+        )
+    working = [link for link, row in rows.items() if link and row["result"] is not None]
+    if working:
+        compile_and_load(args, "lite", work, working[0])
+    elif rows[None]["result"] is None:
+        native_backtrace(args, "pointwise", work / "pointwise.pt2", work / "cache-pointwise-gdb")
 
 
 def probe_cache(args: argparse.Namespace, work: Path) -> None:
