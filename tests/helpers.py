@@ -8,18 +8,21 @@ import multiprocessing.connection
 import pickle
 import ssl
 import struct
+import subprocess
 import traceback
 import zlib
 from pathlib import Path
 
 import aiohttp
 import numpy as np
+import soundfile
 from aiohttp.client_reqrep import ConnectionKey
 from PIL import Image
 
 from avatar.config import SAMPLE_FACES_DIR
 from avatar.images import load_photo
-from avatar.media import MediaInfo, probe
+from avatar.media import MediaInfo, ffmpeg_exe, probe
+from avatar.speech.offline_voice import OfflineVoice
 
 DATA = Path(__file__).parent / "data"
 ASTRONAUT = SAMPLE_FACES_DIR / "astronaut.png"
@@ -106,3 +109,15 @@ def video_of_the_speech(download: str | Path, status: str) -> MediaInfo:
     assert abs(info.video_seconds - spoken) <= 0.1, (info.video_seconds, spoken)
     assert abs(info.audio_seconds - spoken) <= 0.1, (info.audio_seconds, spoken)
     return info
+
+
+def ffmpeg(*args: str) -> None:
+    """ffmpeg run quietly, writing over its output; raises if it fails."""
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], check=True)
+
+
+def speak_to_wav(text: str, path: Path) -> Path:
+    """The offline voice saying `text`, as a 16-bit WAV at `path` (what Chromium's fake microphone reads)."""
+    spoken = OfflineVoice().speak(text)
+    soundfile.write(path, spoken.audio, spoken.sample_rate, subtype="PCM_16")
+    return path

@@ -7,7 +7,6 @@ and Chromium's fake microphone plays it.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +14,8 @@ import pytest
 import soundfile
 
 from avatar.config import FPS
-from avatar.media import ffmpeg_exe
-from avatar.speech.offline_voice import OfflineVoice
 from bench.page_driver import CHROMIUM, AppServer, RecordingDriver, launch_chromium_with_microphone
+from tests.helpers import ffmpeg, speak_to_wav
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,10 +60,6 @@ CONTROLS = """() => [...document.querySelectorAll('#speech-from label, #recordin
   .filter(control => control.width > 0 && control.height > 0)"""
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], check=True)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("recordings")
@@ -73,11 +67,7 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def spoken_wav(folder: Path) -> Path:
-    """The offline voice saying SAID, as a 16-bit WAV (what Chromium's fake microphone reads)."""
-    spoken = OfflineVoice().speak(SAID)
-    path = folder / "spoken.wav"
-    soundfile.write(path, spoken.audio, spoken.sample_rate, subtype="PCM_16")
-    return path
+    return speak_to_wav(SAID, folder / "spoken.wav")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ Every file is made here: the offline voice speaks, ffmpeg encodes it to each for
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,12 +14,11 @@ import soundfile
 from gradio_client import Client, handle_file
 
 from avatar.config import FPS, Settings
-from avatar.media import ffmpeg_exe, probe, read_subtitles
+from avatar.media import probe, read_subtitles
 from avatar.runs.service import Finished, RecordedAudio, RunRequest
-from avatar.speech.offline_voice import OfflineVoice
 from avatar.studio import Studio
 from bench.page_driver import AppServer
-from tests.helpers import ASTRONAUT, GRACE_HOPPER
+from tests.helpers import ASTRONAUT, GRACE_HOPPER, ffmpeg, speak_to_wav
 
 SAID = "Hello there. This is my own voice."
 FORMATS = {
@@ -34,10 +32,6 @@ FORMATS = {
 }
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], check=True)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("recordings")
@@ -45,10 +39,7 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def spoken_wav(folder: Path) -> Path:
-    spoken = OfflineVoice().speak(SAID)
-    path = folder / "spoken.wav"
-    soundfile.write(path, spoken.audio, spoken.sample_rate)
-    return path
+    return speak_to_wav(SAID, folder / "spoken.wav")
 
 
 @pytest.fixture(scope="module")

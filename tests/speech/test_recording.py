@@ -4,7 +4,6 @@ the voices' level, and pieces a run can consume."""
 from __future__ import annotations
 
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import soundfile
 from avatar.config import ENGINE_SAMPLE_RATE, SAMPLES_PER_FRAME
 from avatar.engines.default.mouth_shapes import mouth_track
 from avatar.errors import UserFacingError
-from avatar.media import AUDIO_RATE, ffmpeg_exe
+from avatar.media import AUDIO_RATE
 from avatar.speech.offline_voice import OfflineVoice
 from avatar.speech.recording import (
     PEAK_DBFS,
@@ -25,7 +24,7 @@ from avatar.speech.recording import (
     speech_level,
 )
 from avatar.speech.utterance import Utterance
-from tests.helpers import ASTRONAUT
+from tests.helpers import ASTRONAUT, ffmpeg
 
 SAID = "Hello there. I am a talking photo, and this is my own voice."
 LIMIT = 60.0
@@ -41,10 +40,6 @@ FORMATS = {
     "webm": (("-c:a", "libopus"), "WebM, Opus"),
     "flac": ((), "FLAC"),
 }
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="module")
