@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
+import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -108,6 +110,18 @@ def test_the_transformer_compiled_ahead_of_time_gives_the_uncompiled_transformer
     torch.testing.assert_close(transformer(x, timestep, context, y), expected, rtol=1e-5, atol=1e-5)
     # Nothing eager is left to fall back on: the weights now live with the compiled package only.
     assert all(parameter.numel() == 0 for parameter in transformer.parameters())
+
+
+def test_the_packages_library_calls_its_own_std_regex_the_fix_for_the_load_crash_on_the_gpu_machines(compiled):
+    # Linked -Bsymbolic (docs/AOTI_LOAD_CRASH.md): the dynamic section says so.
+    package = vars(compiled.engine.pipeline.transformer)["forward"]
+    package.archive_file.seek(0)
+    with zipfile.ZipFile(package.archive_file) as archive, tempfile.TemporaryDirectory() as folder:
+        (library,) = [name for name in archive.namelist() if name.endswith(".so")]
+        dynamic = subprocess.run(
+            ["readelf", "-d", archive.extract(library, folder)], capture_output=True, text=True, check=True
+        ).stdout
+    assert "SYMBOLIC" in dynamic
 
 
 def test_a_run_drawn_through_the_compiled_transformer_matches_the_uncompiled_engine_within_one_level(

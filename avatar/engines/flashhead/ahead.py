@@ -22,8 +22,10 @@ says so.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import torch
@@ -40,8 +42,10 @@ CompiledTransformer = Callable[..., torch.Tensor]
 # A chunk's transformer arguments, as captured (then, for the check, with the uncompiled output after them).
 Captured = tuple[torch.Tensor, ...]
 
-# Inductor's own defaults; `spaces` adds the settings its packaging needs.
-INDUCTOR_CONFIGS: dict[str, object] = {}
+# The C++ compiler inductor builds the package's wrapper library with: g++, linking that library -Bsymbolic, so that
+# it calls its own instances of std::regex's templates rather than those torch's libraries export, built by another
+# compiler (loading the package crashed in std::regex without it, docs/AOTI_LOAD_CRASH.md).
+SYMBOLIC_GXX = '#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic ;; *) exec g++ "$@" ;; esac\n'
 # The compiled transformer's output on the captured arguments, against the uncompiled one's (relative L2 error):
 # rounding stays well below this (one bfloat16 forward against float32: 0.8-2%, bench/RESULTS.md "parity"; float32
 # compiled: 1e-7), while a wrong package is off by about 100%.
@@ -75,8 +79,18 @@ def compile_transformer(pipeline: FlashHeadPipeline, aoti: ModuleType) -> tuple[
     args = captured_arguments(pipeline, aoti)
     expected = pipeline.transformer(*args)  # before export: it also caches the rotary tables as plain tensors
     exported = torch.export.export(pipeline.transformer, args)
-    compiled = aoti.aoti_compile(exported, INDUCTOR_CONFIGS)
+    with tempfile.TemporaryDirectory() as folder:
+        compiled = aoti.aoti_compile(exported, inductor_configs(Path(folder)))
     return compiled, tuple(tensor.cpu() for tensor in (*args, expected))
+
+
+def inductor_configs(folder: Path) -> dict[str, object]:
+    """Inductor's settings for the package (`spaces` adds those its packaging needs): its C++ compiler SYMBOLIC_GXX,
+    written into `folder`."""
+    compiler = folder / "g++-symbolic"
+    compiler.write_text(SYMBOLIC_GXX)
+    compiler.chmod(0o755)
+    return {"cpp.cxx": (None, str(compiler))}
 
 
 @torch.no_grad()
