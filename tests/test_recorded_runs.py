@@ -15,12 +15,21 @@ from gradio_client import Client, handle_file
 
 from avatar.config import FPS, Settings
 from avatar.media import probe, read_subtitles
-from avatar.runs.service import Finished, RecordedAudio, RunRequest
+from avatar.runs.run import CaptionsReady
+from avatar.runs.service import Finished, Progressed, RecordedAudio, RunRequest
+from avatar.speech.recording import FIRST_PIECE, PIECE
 from avatar.studio import Studio
 from bench.page_driver import AppServer
 from tests.helpers import ASTRONAUT, GRACE_HOPPER, ffmpeg, speak_to_wav
 
 SAID = "Hello there. This is my own voice."
+# About 20 seconds of speech: a recording of several pieces.
+STORY = (
+    "I would like to tell you a short story about a photograph that learned to speak. "
+    "It began as an ordinary portrait, hanging quietly on a wall for many years. "
+    "One day, somebody typed a few words, and the portrait began to move its lips. "
+    "Now it speaks every morning, and it never forgets a line."
+)
 FORMATS = {
     "wav": (),
     "mp3": ("-c:a", "libmp3lame"),
@@ -84,6 +93,32 @@ def test_without_typed_words_the_status_line_says_why_there_are_no_captions(stud
     request = RunRequest(str(ASTRONAUT), RecordedAudio(str(spoken_wav)), "default")
     finished, _, _ = served(studio, request)
     assert finished.cues == () and "type the words of the recording" in finished.status
+
+
+def test_a_long_recording_plays_before_the_rest_of_it_is_aligned_and_still_gets_every_caption_and_its_whole_sound(
+    studio, folder
+):
+    """The first picture waits only for the first piece's words, not for the whole recording's: the captions the
+    page has when the first stretch of video is ready end within the first two pieces. The finished video still
+    carries the whole sound and every typed word."""
+    story = speak_to_wav(STORY, folder / "story.wav")
+    seconds = soundfile.info(str(story)).duration
+    assert seconds > 3 * (FIRST_PIECE[1] + PIECE[1]) / 2  # more pieces than the first two
+    captions_at_first_picture: tuple = ()
+    first_picture = False
+    for event in studio.runs.serve(RunRequest(str(ASTRONAUT), RecordedAudio(str(story), STORY), "default")):
+        if isinstance(event, CaptionsReady) and not first_picture:
+            captions_at_first_picture = event.cues
+        first_picture = first_picture or isinstance(event, Progressed)
+        if isinstance(event, Finished):
+            info, subtitles = probe(event.video), read_subtitles(event.video)
+            finished = event
+    assert captions_at_first_picture and captions_at_first_picture[-1].end <= FIRST_PIECE[1] + PIECE[1]
+    assert " ".join(cue.text for cue in finished.cues).split() == STORY.split()
+    assert " ".join(text for _, _, text in subtitles).split() == STORY.split()
+    assert finished.cues[-1].end > seconds - PIECE[1]
+    assert info.video_seconds == pytest.approx(seconds, abs=1 / FPS)
+    assert info.audio_seconds == pytest.approx(seconds, abs=0.1)
 
 
 # --- through the real server, as a gradio_client user ------------------------------------------

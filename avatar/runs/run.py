@@ -169,7 +169,8 @@ class Run:
         """
         self._started = time.perf_counter()
         stages = Stages(self._cancel)
-        utterances = stages.stage("speech", self._speech, SPEECH_AHEAD)
+        # A source that is not made ahead (a recording's aligned pieces) is asked in the engine's thread.
+        utterances = stages.stage("speech", self._speech, SPEECH_AHEAD) if self.speech.made_ahead else self._speech()
         frames = stages.stage("engine", lambda: self._frames(utterances), FRAMES_AHEAD)
         try:
             yield from stages.stage("encoder", lambda: self._encode(frames))
@@ -179,7 +180,7 @@ class Run:
 
     def _speech(self) -> Generator[Utterance, None, None]:
         """The speech stage: each piece made, kept at full quality for the video, handed to the engine (which
-        takes it to 16 kHz)."""
+        takes it to 16 kHz); in a thread of its own when the source is made ahead, else as the engine asks."""
         for utterance in self.speech.utterances():
             self._timeline.append(utterance.resampled(AUDIO_RATE))
             if not self.stats.speech_ready:

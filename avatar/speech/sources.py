@@ -34,6 +34,11 @@ class SpeechSource(ABC):
 
     # The words as the visitor gave them ("" when there are none), for a shared video's page.
     text: str = ""
+    # Whether the run makes pieces ahead of the engine, in a thread of their own: right for a voice, which
+    # lets go of Python's lock while it speaks (onnxruntime, the network), so the engine draws meanwhile. A
+    # source whose pieces hold that lock while they are made (the aligner's search) is asked for each piece
+    # only when the engine needs it: made ahead, on 2 cores, they kept the first frames waiting.
+    made_ahead: bool = True
 
     @property
     @abstractmethod
