@@ -66,7 +66,7 @@ WAYS = [
     Way("2 s recording, WAV, no words", SHORT, "wav", predicted=0.70),
     Way("2 s recording, WAV, its words typed", SHORT, "wav", words=True, predicted=0.80),
     Way("2 s recording, M4A, its words typed", SHORT, "m4a", words=True, predicted=0.82),
-    Way("30 s recording, WAV, its words typed", LONG, "wav", words=True, predicted=0.95),
+    Way("30 s recording, WAV, its words typed", LONG, "wav", words=True, predicted=0.55),
 ]
 SERVER_SPLIT = re.compile(r"Speech ready after ([0-9.]+) s, first picture after ([0-9.]+) s")
 
