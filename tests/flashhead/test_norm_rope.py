@@ -43,6 +43,7 @@ from avatar.engines.flashhead.transformer import SelfAttention
 
 attention = SelfAttention(dim, heads).eval()
 attention.fuse_qkv()
+attention.fused_norm_rope = True
 x = torch.randn(2, tokens, dim)
 with torch.no_grad():
     expected = attention(x, cos, sin)
@@ -77,6 +78,7 @@ def test_on_the_cpu_the_attention_keeps_the_torch_code() -> None:
     torch.manual_seed(0)
     attention = SelfAttention(32, 2).eval()
     attention.fuse_qkv()
+    attention.fused_norm_rope = True
     x = torch.randn(1, 8, 32)
     cos, sin = rope_tables(16, (2, 2, 2), torch.device("cpu"))
     assert not norm_rope.fused_on(x)

@@ -4,8 +4,9 @@ At 8 Lite sessions inductor's own kernel for the norm and the rope ran at 38% of
 4-block step, bench/RESULTS.md, issue #28): every output feature needs its rope partner, and the compiled code
 loads it again. `qk_norm_rope` instead holds a whole token's q (or k) in registers as (pairs, 2): one read and one
 write of each feature. It is a custom op (`torch.library.triton_op`), so torch.compile, CUDA graphs and
-AOTInductor keep it inside the compiled step; on the CPU the op runs `rms_norm` and `apply_rope`, the torch code the
-kernel stands in for, which it matches rounding for rounding.
+AOTInductor keep it inside the compiled step. The kernel rounds where the torch code it stands in for (`rms_norm`,
+`apply_rope`, still the CPU's path) rounds. The self-attention takes it only when told to (`fused_norm_rope`), until
+its speed is measured on a GPU.
 """
 
 from __future__ import annotations

@@ -135,9 +135,9 @@ class SelfAttention(_Attention):
     def __init__(self, dim: int, num_heads: int, eps: float = 1e-6) -> None:
         super().__init__(dim, num_heads, eps)
         self.qkv: nn.Linear | None = None
-        # With the fused q/k/v on CUDA, the q/k norm and rope in one kernel (norm_rope.qk_norm_rope). Off: inductor's
-        # own kernels for them, as before, the speed bench's baseline.
-        self.fused_norm_rope = True
+        # With the fused q/k/v on CUDA, the q/k norm and rope in one kernel (norm_rope.qk_norm_rope) instead of
+        # inductor's. Off until measured on a GPU (issue #28): the speed bench's bf16-norm-rope-kernel turns it on.
+        self.fused_norm_rope = False
 
     def fuse_qkv(self) -> None:
         """Replace q, k, v by one Linear (one GEMM instead of three); call after loading weights."""
