@@ -196,14 +196,14 @@ STEPS = {
 
 
 def run_step(
-    args: argparse.Namespace, step: str, model: str, package: Path, cache: Path, cxx: Path | None = None
+    args: argparse.Namespace, step: str, model: str, package: Path, cache: Path, cxx: Path | None = None, link: str = ""
 ) -> dict:
     """One step in a fresh process with its own empty inductor cache (and C++ compiler `cxx`, if given); its
-    result, exit status and last lines."""
+    result, exit status and last lines. `link` names the package's link in the row."""
     layers = args.layers if step.startswith("cache") else LADDER_LAYERS
     command = [sys.executable, "-X", "faulthandler", __file__, "--step", step, "--model", model]
     command += ["--device", args.device, "--layers", str(layers), "--package", str(package)] + ["--tiny"] * args.tiny
-    label = " ".join([step, model, *([f"CXX={cxx.name}"] if cxx else [])])
+    label = " ".join([step, model, *([f"linked {link}"] if link else [])])
     return run_command(command, cache, args.timeout, label, args.json, {"CXX": str(cxx)} if cxx else {})
 
 
@@ -268,10 +268,10 @@ def compile_and_load(args: argparse.Namespace, model: str, work: Path, link: str
     """`model` compiled (linked as LINKS[link] says, if given) and loaded in two fresh processes: the load's row."""
     name = f"{model}-{link}" if link else model
     package, cxx = work / f"{name}.pt2", linking_compiler(work, link, LINKS[link]) if link else None
-    compiled_row = run_step(args, "aoti-compile", model, package, work / f"cache-{name}", cxx=cxx)
+    compiled_row = run_step(args, "aoti-compile", model, package, work / f"cache-{name}", cxx, link or "")
     if compiled_row["result"] is None:
         return compiled_row
-    return run_step(args, "aoti-load", model, package, work / f"cache-{name}-load")
+    return run_step(args, "aoti-load", model, package, work / f"cache-{name}-load", link=link or "")
 
 
 def probe_aoti(args: argparse.Namespace, work: Path) -> None:
