@@ -33,7 +33,7 @@ errors = {}
 for dtype in (torch.float32, torch.bfloat16):
     qkv = (torch.randn(2, tokens, 3 * dim) * 3).to(dtype)
     weight_q, weight_k = ((torch.rand(dim) + 0.5).to(dtype) for _ in range(2))
-    fused = norm_rope.launch(qkv, weight_q, weight_k, cos, sin, 1e-6, norm_rope.norm_rope_kernel)
+    fused = norm_rope.qk_norm_rope(qkv, weight_q, weight_k, cos, sin, 1e-6)
     expected = norm_rope.norm_rope_reference(qkv, weight_q, weight_k, cos, sin, 1e-6)
     assert fused.shape == expected.shape == (2, tokens, 2, dim) and fused.dtype == dtype
     errors[str(dtype)] = ((fused.float() - expected.float()).norm() / expected.float().norm()).item()

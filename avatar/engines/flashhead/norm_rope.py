@@ -50,6 +50,11 @@ def norm_rope_reference(
     return torch.stack(rotated, dim=2)
 
 
+def fused_on(x: torch.Tensor) -> bool:
+    """Whether `qk_norm_rope` runs where x is: on CUDA, with Triton."""
+    return x.is_cuda and triton is not None
+
+
 if triton is not None:
 
     @triton.jit
@@ -91,35 +96,6 @@ if triton is not None:
         rotated = tl.join(real * c - imag * s, real * s + imag * c)
         tl.store(out + row * 2 * DIM + which * DIM + feature, rotated.to(dtype), mask=inside)
 
-
-def launch(
-    qkv: torch.Tensor,
-    weight_q: torch.Tensor,
-    weight_k: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    eps: float,
-    kernel: object,
-) -> torch.Tensor:
-    """`kernel` (norm_rope_kernel, or it wrapped for tracing) over every row of `qkv`: (B, L, 2, dim)."""
-    qkv = qkv.contiguous()
-    batch, tokens, width = qkv.shape
-    dim = weight_q.shape[0]
-    out = qkv.new_empty(batch, tokens, 2, dim)
-    pairs = triton.next_power_of_2(dim // 2)
-    kernel[(batch * tokens, 2)](
-        qkv, out, weight_q, weight_k, cos, sin, width, tokens, eps, DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS=pairs
-    )
-    return out
-
-
-def fused_on(x: torch.Tensor) -> bool:
-    """Whether `qk_norm_rope` runs where x is: on CUDA, with Triton."""
-    return x.is_cuda and triton is not None
-
-
-if triton is not None:
-
     @torch.library.triton_op("avatar::qk_norm_rope", mutates_args=())
     def qk_norm_rope(
         qkv: torch.Tensor,
@@ -129,6 +105,24 @@ if triton is not None:
         sin: torch.Tensor,
         eps: float,
     ) -> torch.Tensor:
-        """q and k of a contiguous `qkv` (B, L, 3*dim) normalised (RMSNorm with weight_q, weight_k) and rotated by
-        the (L, head_dim/2) float32 tables, as `norm_rope_reference` does: (B, L, 2, dim), in one kernel."""
-        return launch(qkv, weight_q, weight_k, cos, sin, eps, torch.library.wrap_triton(norm_rope_kernel))
+        """q and k of `qkv` (B, L, 3*dim) normalised (RMSNorm with weight_q, weight_k) and rotated by the
+        (L, head_dim/2) float32 tables, as `norm_rope_reference` does: (B, L, 2, dim), in one kernel."""
+        qkv = qkv.contiguous()
+        batch, tokens, width = qkv.shape
+        dim = weight_q.shape[0]
+        out = qkv.new_empty(batch, tokens, 2, dim)
+        torch.library.wrap_triton(norm_rope_kernel)[(batch * tokens, 2)](
+            qkv,
+            out,
+            weight_q,
+            weight_k,
+            cos,
+            sin,
+            width,
+            tokens,
+            eps,
+            DIM=dim,
+            HALF_HEAD=cos.shape[-1],
+            PAIRS=triton.next_power_of_2(dim // 2),
+        )
+        return out
