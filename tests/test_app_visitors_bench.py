@@ -82,7 +82,10 @@ def test_a_tiny_run_through_the_real_app_times_every_visitor_and_the_engine_alon
     assert own_threads["own_pool_tokens_peak"] is not None
     assert 0 < app["first_picture_p50_s"] < 60
     assert all(visit["frames"] > 0 and visit["fragments"] > 1 for visit in app["visits"])
-    assert app["resources"]["cores_encoders"] > 0 and app["resources"]["cores_python"] > 0
+    # An encoder that the samples (every 0.5 s) never see running is counted with the children the server has
+    # waited for ("others"): a tiny run on a loaded machine can leave the encoders' own column at 0.
+    resources = app["resources"]
+    assert resources["cores_python"] > 0 and resources["cores_encoders"] + resources["cores_others"] > 0
     assert app["open_to_first_frames_p50_s"] is not None, "the server's log joins the visitor's stream"
     (engine,) = report["engine"]
     assert engine["served"] == app["visitors"] and engine["visitors"] == app["visitors"]
