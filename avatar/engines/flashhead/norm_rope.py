@@ -111,18 +111,7 @@ if triton is not None:
         batch, tokens, width = qkv.shape
         dim = weight_q.shape[0]
         out = qkv.new_empty(batch, tokens, 2, dim)
-        torch.library.wrap_triton(norm_rope_kernel)[(batch * tokens, 2)](
-            qkv,
-            out,
-            weight_q,
-            weight_k,
-            cos,
-            sin,
-            width,
-            tokens,
-            eps,
-            DIM=dim,
-            HALF_HEAD=cos.shape[-1],
-            PAIRS=triton.next_power_of_2(dim // 2),
-        )
+        kernel = torch.library.wrap_triton(norm_rope_kernel)[(batch * tokens, 2)]
+        pairs, half_head = triton.next_power_of_2(dim // 2), cos.shape[-1]
+        kernel(qkv, out, weight_q, weight_k, cos, sin, width, tokens, eps, DIM=dim, HALF_HEAD=half_head, PAIRS=pairs)
         return out
