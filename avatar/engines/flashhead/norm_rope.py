@@ -16,7 +16,7 @@ import torch
 try:
     import triton
     import triton.language as tl
-except ImportError:  # the CPU wheel of torch comes without Triton; the op then has its CPU kernel alone
+except ImportError:  # the CPU wheel of torch comes without Triton: there is no op then, and the torch code runs
     triton = None
 
 
