@@ -1285,13 +1285,9 @@ def main() -> None:
     }
 
     def save() -> None:
-        (args.out / "app_visitors.json").write_text(json.dumps(report, indent=1))
-        section = render_section(report)
-        (args.out / "RESULTS.md").write_text(f"## {SECTION}\n\n{section}")
-        if args.results is not None:
-            from bench.results import write_section
+        from bench.results import save_run
 
-            write_section(SECTION, section, args.results)
+        save_run(args.out, "app_visitors", report, SECTION, render_section(report), args.results)
 
     try:
         measure(args, report, save)

@@ -56,7 +56,7 @@ from avatar.engines.spec import EngineSettings, EngineSpec, Progress  # noqa: E4
 from avatar.serving.cluster import RayCluster, ServingSettings, replica_runtime_env  # noqa: E402
 from avatar.waiting_line import WaitingLine  # noqa: E402
 from bench.flashhead_speed import bench_face, build_pipeline  # noqa: E402
-from bench.results import write_section  # noqa: E402
+from bench.results import save_run  # noqa: E402
 from bench.visitors import MAX_WAITING, Plan, Visit, percentile, plan_visitors, visit  # noqa: E402
 
 SECTION = "Engine replicas on several GPUs (Ray Serve)"
@@ -335,11 +335,7 @@ def main() -> None:
     }
 
     def save() -> None:
-        (args.out / "ray_visitors.json").write_text(json.dumps(report, indent=1))
-        section = render_section(report)
-        (args.out / "RESULTS.md").write_text(f"## {SECTION}\n\n{section}")
-        if args.results is not None:
-            write_section(SECTION, section, args.results)
+        save_run(args.out, "ray_visitors", report, SECTION, render_section(report), args.results)
 
     placements = [int(n) for n in args.replicas.split(",")]
     if any(placements):

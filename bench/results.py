@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -19,3 +20,12 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
+
+
+def save_run(folder: Path, stem: str, report: dict, name: str, body: str, results: Path | None) -> None:
+    """A run's report as `folder/stem.json` and its section `## name` alone as `folder/RESULTS.md` (what a device
+    call brings back), and the section in `results` too, unless that is None."""
+    (folder / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    (folder / "RESULTS.md").write_text(f"## {name}\n\n{body}")
+    if results is not None:
+        write_section(name, body, results)
